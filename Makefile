@@ -1,0 +1,59 @@
+# Two commands on a fresh machine: `make run` (the pipeline end to end) and `make test`.
+# Both create .venv from requirements.lock when it is missing or older than the lock / pyproject.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export HF_EVALUATE_OFFLINE ?= 1
+export MLFLOW_DISABLE_TELEMETRY ?= true
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: help install params data run repro test lint metrics plots ui clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv with the pinned dependencies
+
+params: $(STAMP)  ## regenerate params.yaml from conf/ (ARGS="peft=ia3 finetune.lr=1e-3")
+	$(BIN)/reasongen params $(ARGS)
+
+data: $(STAMP)  ## materialise the raw data (data.source in params.yaml) and pin it in data.dvc
+	$(BIN)/reasongen data
+	$(BIN)/dvc add -q data
+
+run: data  ## the whole pipeline: dvc repro (prepare -> tokenizer -> base_model -> finetune -> evaluate -> register)
+	$(BIN)/dvc repro
+	$(BIN)/dvc metrics show
+
+repro: run
+
+test: $(STAMP)  ## the test suite (offline, CPU)
+	$(BIN)/python -m pytest -q $(ARGS)
+
+lint: $(STAMP)  ## ruff
+	$(BIN)/ruff check src tests
+
+metrics: $(STAMP)  ## dvc metrics show
+	$(BIN)/dvc metrics show
+
+plots: $(STAMP)  ## dvc plots show (HTML in dvc_plots/)
+	$(BIN)/dvc plots show
+
+ui: $(STAMP)  ## the MLflow UI on http://127.0.0.1:5000 over the embedded sqlite store
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db \
+		--default-artifact-root ./mlartifacts --host 127.0.0.1 --port 5000
+
+clean:  ## remove pipeline outputs (not the venv, the MLflow store or the DVC cache)
+	rm -rf outputs checkpoints dvc_plots

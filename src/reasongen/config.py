@@ -1,0 +1,65 @@
+"""The composed configuration: Hydra composes conf/ into params.yaml, stages read params.yaml."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from reasongen.paths import repo_root
+
+PARAMS_FILE = "params.yaml"
+HEADER = "# Generated from conf/ by `reasongen params`; edit conf/ or pass overrides, then regenerate.\n"
+
+
+def compose(overrides: Sequence[str] = (), config_dir: str | Path | None = None) -> DictConfig:
+    """Compose conf/config.yaml with Hydra overrides (`peft=ia3`, `finetune.lr=1e-3`, `experiment=tiny`)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    folder = Path(config_dir) if config_dir else repo_root() / "conf"
+    with initialize_config_dir(config_dir=str(folder.resolve())):
+        cfg = hydra_compose(config_name="config", overrides=list(overrides))
+    return cfg
+
+
+def write_params(cfg: DictConfig, path: str | Path = PARAMS_FILE) -> None:
+    """Write a composed config as params.yaml (resolved, so DVC sees plain values)."""
+    text = OmegaConf.to_yaml(cfg, resolve=True)
+    Path(path).write_text(HEADER + text, encoding="utf-8")
+
+
+def load_params(path: str | Path = PARAMS_FILE, overrides: Sequence[str] = ()) -> DictConfig:
+    """params.yaml as a DictConfig, with optional dotlist overrides (`finetune.epochs=1`)."""
+    cfg = OmegaConf.load(path)
+    if overrides:
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    return cfg
+
+
+def to_container(cfg: DictConfig | dict) -> dict[str, Any]:
+    """A plain dict of a config section."""
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+
+
+def flatten(cfg: DictConfig | dict, prefix: str = "") -> dict[str, Any]:
+    """`{"a": {"b": 1}}` -> `{"a.b": 1}`; the one flattening used for MLflow params and sweeps."""
+    flat: dict[str, Any] = {}
+    for key, value in to_container(cfg).items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, prefix=f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def config_hash(*sections: DictConfig | dict | int | str | None) -> str:
+    """A short stable hash of config sections (checkpoint folders, lineage tags)."""
+    payload = json.dumps([to_container(s) if isinstance(s, (DictConfig, dict)) else s for s in sections],
+                         sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]

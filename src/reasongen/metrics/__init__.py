@@ -1,0 +1,110 @@
+"""The project's metrics: local `evaluate` modules (one folder each) and `score`, which runs them all."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from reasongen.attributes import parse_content
+
+METRICS_DIR = Path(__file__).parent
+# Every metric module, in report order; `score` runs them all.
+REFERENCE_METRICS = ("bleu_char", "rouge_jieba")  # need a reference text
+REFERENCE_FREE_METRICS = ("diversity", "faithfulness", "control", "ad_law")
+METRIC_MODULES = REFERENCE_METRICS + REFERENCE_FREE_METRICS
+DEFAULT_HALLUCINATION_KEYS = ("颜色", "材质")
+
+Row = dict[str, Any]
+Scores = dict[str, float | None]
+
+
+@cache
+def load(name: str) -> Any:
+    """The evaluate module `name` (a folder beside this file), loaded by path so it works offline; cached."""
+    import evaluate  # heavy import, only when a metric is first needed
+
+    if name not in METRIC_MODULES:
+        raise ValueError(f"unknown metric module {name!r}; known: {', '.join(METRIC_MODULES)}")
+    return evaluate.load(str(METRICS_DIR / name))
+
+
+def value_lexicon(train_rows: Iterable[Row]) -> dict[str, list[str]]:
+    """Known values of each attribute key (sorted), from the training rows' `content`."""
+    lexicon: dict[str, set[str]] = {}
+    for row in train_rows:
+        for key, value in parse_content(row["content"]):
+            lexicon.setdefault(key, set()).add(value)
+    return {key: sorted(found) for key, found in sorted(lexicon.items())}
+
+
+def score(
+    predictions: list[str],
+    rows: list[Row],
+    *,
+    value_lexicon: dict[str, list[str]],
+    length_bounds: Sequence[int],
+    hallucination_keys: Sequence[str] = DEFAULT_HALLUCINATION_KEYS,
+    use_controls: bool = True,
+) -> Scores:
+    """Every metric of predictions[i] against rows[i] (its `summary` is the reference), as one flat dict.
+
+    use_controls=False: the texts were generated without controls, so the control metrics are None.
+    """
+    if len(predictions) != len(rows):
+        raise ValueError(f"score: {len(predictions)} predictions for {len(rows)} rows")
+    references = [row["summary"] for row in rows]
+    result: Scores = {}
+    for name in REFERENCE_METRICS:
+        result |= load(name).compute(predictions=predictions, references=references)
+    result |= _reference_free(predictions, rows, value_lexicon, length_bounds, hallucination_keys, use_controls)
+    return result
+
+
+def score_references(
+    rows: list[Row],
+    *,
+    value_lexicon: dict[str, list[str]],
+    length_bounds: Sequence[int],
+    hallucination_keys: Sequence[str] = DEFAULT_HALLUCINATION_KEYS,
+    use_controls: bool = True,
+) -> Scores:
+    """The reference-free metrics of the human references themselves (a ceiling row); BLEU/ROUGE are None."""
+    texts = [row["summary"] for row in rows]
+    result: Scores = dict.fromkeys(("bleu4", "rouge1", "rouge2", "rougeL"))
+    return result | _reference_free(texts, rows, value_lexicon, length_bounds, hallucination_keys, use_controls)
+
+
+def _reference_free(
+    texts: list[str],
+    rows: list[Row],
+    lexicon: dict[str, list[str]],
+    length_bounds: Sequence[int],
+    hallucination_keys: Sequence[str],
+    use_controls: bool,
+) -> Scores:
+    """Diversity, faithfulness, control, ad-law, length and count for texts written for rows."""
+    controls = _requested_controls(rows, use_controls)
+    contents = [row["content"] for row in rows]
+    result: Scores = {}
+    result |= load("diversity").compute(predictions=texts)
+    result |= load("faithfulness").compute(
+        predictions=texts, contents=contents, value_lexicon=lexicon, hallucination_keys=list(hallucination_keys)
+    )
+    result |= load("control").compute(predictions=texts, **controls, length_bounds=list(length_bounds))
+    result |= load("ad_law").compute(predictions=texts)
+    result["avg_length"] = sum(map(len, texts)) / len(texts) if texts else 0.0
+    result["n"] = len(texts)
+    return result
+
+
+def _requested_controls(rows: list[Row], use_controls: bool) -> dict[str, list]:
+    """The control module's inputs: each row's requested aspect / length bucket / keywords ("" / [] for none)."""
+    if not use_controls:
+        return {"aspects": [""] * len(rows), "length_buckets": [""] * len(rows), "keywords": [[] for _ in rows]}
+    return {
+        "aspects": [row.get("aspect") or "" for row in rows],
+        "length_buckets": [row.get("length_bucket") or "" for row in rows],
+        "keywords": [list(row.get("keywords") or ()) for row in rows],
+    }

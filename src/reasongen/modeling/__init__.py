@@ -1,0 +1,1 @@
+"""Model-side building blocks shared by the base_model, finetune and evaluate stages."""

@@ -1,0 +1,97 @@
+"""Building, loading and saving models: from a transformers config, from_pretrained, or a finetune output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from reasongen.config import to_container
+from reasongen.modeling.peft_builder import MERGEABLE
+
+WEIGHTS_DIR = "weights"  # full or merged weights (safetensors)
+ADAPTER_DIR = "adapter"  # PEFT adapter, for methods that cannot be merged (prefix, prompt)
+TOKENIZER_DIR = "tokenizer"
+META_FILE = "reasongen.json"
+
+
+def from_config(model_config: DictConfig | dict[str, Any], tokenizer):
+    """A freshly initialised causal LM of the configured architecture, sized to the tokenizer."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    options = to_container(model_config)
+    model_type = options.pop("model_type")
+    config = AutoConfig.for_model(
+        model_type,
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **options,
+    )
+    return AutoModelForCausalLM.from_config(config)
+
+
+def from_pretrained(name_or_path: str, trust_remote_code: bool = False):
+    """Any causal LM from the hub or a folder, in safetensors, remote code off unless asked for."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(
+        name_or_path, trust_remote_code=trust_remote_code, use_safetensors=True, dtype=torch.float32
+    )
+
+
+def base_model(model_cfg: DictConfig, tokenizer):
+    """The base LM for the base_model stage: loaded when model.name_or_path is set, else built from model.config."""
+    if model_cfg.name_or_path:
+        model = from_pretrained(model_cfg.name_or_path, model_cfg.trust_remote_code)
+        if model.get_input_embeddings().num_embeddings < len(tokenizer):
+            model.resize_token_embeddings(len(tokenizer))
+        return model
+    return from_config(model_cfg.config, tokenizer)
+
+
+def check_context(model, needed: int) -> None:
+    """Fail early, with the fix, when prompt + text cannot fit the model's position embeddings."""
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit is not None and limit < needed:
+        raise ValueError(f"sequences need {needed} positions but the model has {limit}: raise the model's "
+                         "positions or lower finetune.max_source_length / finetune.max_target_length")
+
+
+def save_model(model, tokenizer, out_dir: Path, meta: dict[str, Any]) -> None:
+    """Save a (possibly PEFT) model folder that load_model restores: merged when possible, else base + adapter."""
+    from peft import PeftModel
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if isinstance(model, PeftModel):
+        if meta.get("peft_method") in MERGEABLE:
+            model.merge_and_unload().save_pretrained(out_dir / WEIGHTS_DIR)
+        else:
+            model.get_base_model().save_pretrained(out_dir / WEIGHTS_DIR)
+            model.save_pretrained(out_dir / ADAPTER_DIR)
+    else:
+        model.save_pretrained(out_dir / WEIGHTS_DIR)
+    tokenizer.save_pretrained(out_dir / TOKENIZER_DIR)
+    (out_dir / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+
+
+def load_model(model_dir: str | Path, device: str | torch.device = "cpu"):
+    """(model, tokenizer, meta) from a folder written by save_model, in eval mode."""
+    from transformers import AutoTokenizer
+
+    model_dir = Path(model_dir)
+    if not (model_dir / META_FILE).exists():
+        raise FileNotFoundError(f"{model_dir} is not a reasongen model folder (no {META_FILE}); "
+                                "pass a model folder such as outputs/finetune/model, or a models:/ URI")
+    meta = json.loads((model_dir / META_FILE).read_text(encoding="utf-8"))
+    model = from_pretrained(str(model_dir / WEIGHTS_DIR), trust_remote_code=meta.get("trust_remote_code", False))
+    if (model_dir / ADAPTER_DIR).exists():
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(model_dir / ADAPTER_DIR))
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir / TOKENIZER_DIR))
+    return model.to(device).eval(), tokenizer, meta

@@ -1,0 +1,112 @@
+"""One Lightning fit used by pretraining and fine-tuning: accelerator/precision auto, checkpoints, resume, curve."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+
+LAST = "last.ckpt"
+
+
+def auto_precision(precision: str) -> str:
+    """`auto`: bf16 mixed precision where the GPU supports it, full fp32 elsewhere (CPU bf16 is slower)."""
+    if precision != "auto":
+        return precision
+    return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+
+
+class CurveRecorder(Callback):
+    """Collects train_loss per logged step and val_loss per validation; saved inside checkpoints, so a resumed
+    run keeps its whole curve. Written as train_loss.csv and val_loss.csv (step, value) for dvc plots and MLflow."""
+
+    def __init__(self) -> None:
+        self.points: dict[str, list[tuple[int, float]]] = {"train_loss": [], "val_loss": []}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        loss = trainer.callback_metrics.get("train_loss")
+        if loss is not None and trainer.global_step % max(1, trainer.log_every_n_steps) == 0:
+            self.points["train_loss"].append((trainer.global_step, round(float(loss), 5)))
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        loss = trainer.callback_metrics.get("val_loss")
+        if loss is not None and not trainer.sanity_checking:
+            self.points["val_loss"].append((trainer.global_step, round(float(loss), 5)))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"points": self.points}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.points = {name: [tuple(p) for p in values] for name, values in state_dict["points"].items()}
+
+    def write(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, points in self.points.items():
+            with open(folder / f"{name}.csv", "w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["step", name])
+                writer.writerows(points)
+
+
+def read_curve(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """The curves CurveRecorder.write left in folder (missing files: no points)."""
+    curves: dict[str, list[tuple[int, float]]] = {}
+    for name in ("train_loss", "val_loss"):
+        path = folder / f"{name}.csv"
+        if path.exists():
+            with open(path, encoding="utf-8") as handle:
+                curves[name] = [(int(row["step"]), float(row[name])) for row in csv.DictReader(handle)]
+    return curves
+
+
+def fit(
+    module: pl.LightningModule,
+    datamodule: pl.LightningDataModule,
+    trainer_cfg: dict[str, Any],
+    checkpoint_dir: Path,
+    curve_dir: Path,
+    *,
+    callbacks: list[Callback] = (),
+) -> pl.Trainer:
+    """Train with early stopping on val_loss, resume from checkpoint_dir/last.ckpt if a crash left one,
+    load the best weights back into `module`, write the loss curves to curve_dir, and delete the checkpoints once done."""
+    recorder = CurveRecorder()
+    # Checked after validation only: a run stopped by max_steps before any validation keeps its last weights.
+    best = ModelCheckpoint(dirpath=checkpoint_dir, filename="best", monitor="val_loss", save_top_k=1, save_last=True,
+                           save_on_train_epoch_end=False)
+    stopper = EarlyStopping(monitor="val_loss", patience=trainer_cfg.get("patience", 2), strict=False,
+                            check_on_train_epoch_end=False)
+    trainer = pl.Trainer(
+        accelerator=trainer_cfg.get("accelerator", "auto"),
+        devices=trainer_cfg.get("devices", "auto"),
+        strategy=trainer_cfg.get("strategy", "auto"),
+        precision=auto_precision(trainer_cfg.get("precision", "auto")),
+        max_epochs=trainer_cfg["epochs"],
+        max_steps=trainer_cfg.get("max_steps", -1),
+        gradient_clip_val=trainer_cfg.get("gradient_clip_val"),
+        log_every_n_steps=trainer_cfg.get("log_every_n_steps", 10),
+        val_check_interval=trainer_cfg.get("val_check_interval", 1.0),
+        limit_val_batches=trainer_cfg.get("limit_val_batches", 1.0),
+        num_sanity_val_steps=0,
+        callbacks=[recorder, best, stopper, *callbacks],
+        logger=False,
+        enable_checkpointing=True,
+        default_root_dir=str(checkpoint_dir),
+        deterministic=False,
+    )
+    last = checkpoint_dir / LAST
+    resume = str(last) if last.exists() else None
+    if resume:
+        print(f"resuming from {resume}")
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+    if best.best_model_path:
+        state = torch.load(best.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
+        module.load_state_dict(state)
+    recorder.write(curve_dir)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return trainer

@@ -1,0 +1,102 @@
+"""Stage `evaluate`: generate for the test split and score the model beside two baselines and the references."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from reasongen import baselines, metrics
+from reasongen.controls import find_violations
+from reasongen.io import read_jsonl, write_json, write_jsonl
+from reasongen.seeding import seed_everything
+
+SYSTEMS = ("model", "retrieval", "template")
+TABLE_METRICS = ("bleu4", "rouge1", "rouge2", "rougeL", "distinct1", "distinct2", "unique_ratio", "coverage",
+                 "hallucination_rate", "aspect_accuracy", "length_accuracy", "keyword_recall", "violation_rate",
+                 "avg_length")
+
+
+def reference_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Check AdvertiseGen-format reference rows (content + summary, optional controls) and say which line is bad."""
+    for number, row in enumerate(rows, start=1):
+        for field in ("content", "summary"):
+            if not isinstance(row.get(field), str):
+                raise ValueError(f"reference line {number}: needs a string field {field!r}")
+    return rows
+
+
+def system_predictions(cfg: DictConfig, model_dir: Path, train: list[dict], test: list[dict]) -> dict[str, list[str]]:
+    """Texts from the fine-tuned model and from both baselines, for every test row."""
+    from reasongen.serving import Generator
+
+    generator = Generator.from_dir(model_dir, generation=dict(cfg.generation))
+    return {
+        "model": generator.generate(test, use_controls=cfg.evaluate.use_controls),
+        "retrieval": baselines.predict_all(baselines.RetrievalBaseline(train), test),
+        "template": baselines.predict_all(baselines.TemplateBaseline(), test),
+    }
+
+
+def markdown_table(table: dict[str, dict[str, Any]]) -> str:
+    """The metrics table as Markdown (systems as rows), for README and MLflow."""
+    lines = ["| system | " + " | ".join(TABLE_METRICS) + " |", "|---" * (len(TABLE_METRICS) + 1) + "|"]
+    for system, scores in table.items():
+        cells = ["–" if scores.get(m) is None else f"{scores[m]:.2f}" for m in TABLE_METRICS]
+        lines.append(f"| {system} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_plots(out_dir: Path, test: list[dict], outputs: dict[str, list[str]], length_bounds: list[int]) -> None:
+    """Plot data for dvc plots: generated vs reference length, and aspect-control accuracy per aspect."""
+    plots = out_dir / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    with open(plots / "length.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "length_bucket", "reference_length", "model_length"])
+        for row, text in zip(test, outputs["model"], strict=True):
+            writer.writerow([row["id"], row.get("length_bucket") or "", len(row["summary"]), len(text)])
+    control = metrics.load("control")
+    with open(plots / "aspect_accuracy.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["aspect", "system", "rows", "accuracy"])
+        for aspect in sorted({row["aspect"] for row in test if row.get("aspect")}):
+            index = [i for i, row in enumerate(test) if row.get("aspect") == aspect]
+            for system in SYSTEMS:
+                scores = control.compute(
+                    predictions=[outputs[system][i] for i in index], aspects=[aspect] * len(index),
+                    length_buckets=[""] * len(index), keywords=[[] for _ in index], length_bounds=length_bounds)
+                writer.writerow([aspect, system, len(index), round(scores["aspect_accuracy"], 2)])
+
+
+def run(
+    cfg: DictConfig,
+    prepared_dir: Path = Path("outputs/prepare"),
+    model_dir: Path = Path("outputs/finetune/model"),
+    out_dir: Path = Path("outputs/evaluate"),
+) -> dict:
+    seed_everything(cfg.generation.seed)
+    train = read_jsonl(prepared_dir / "train.jsonl")
+    test = read_jsonl(prepared_dir / "test.jsonl")
+    if cfg.evaluate.max_examples:
+        test = test[: cfg.evaluate.max_examples]
+    outputs = system_predictions(cfg, model_dir, train, test)
+    options = {"value_lexicon": metrics.value_lexicon(train),
+               "length_bounds": list(cfg.data.controls.length_bounds),
+               "hallucination_keys": list(cfg.evaluate.hallucination_keys)}
+    table = {system: metrics.score(texts, test, use_controls=cfg.evaluate.use_controls, **options)
+             for system, texts in outputs.items()}
+    table["references"] = metrics.score_references(test, **options)
+    write_json(out_dir / "metrics.json", table)
+    (out_dir / "table.md").write_text(markdown_table(table), encoding="utf-8")
+    write_jsonl(out_dir / "predictions.jsonl", (
+        {"id": row["id"], "content": row["content"], "aspect": row.get("aspect"),
+         "length_bucket": row.get("length_bucket"), "keywords": row.get("keywords", []), "reference": row["summary"],
+         **{system: outputs[system][i] for system in SYSTEMS},
+         "violations": find_violations(outputs["model"][i])}
+        for i, row in enumerate(test)))
+    write_plots(out_dir, test, outputs, list(cfg.data.controls.length_bounds))
+    print(markdown_table(table))
+    return table

@@ -1,0 +1,75 @@
+"""Stage `finetune`: PEFT (or full) fine-tuning of the base model with Lightning on prompt -> text pairs."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from reasongen.config import config_hash, to_container
+from reasongen.io import read_jsonl, write_json
+from reasongen.modeling import model_io, peft_builder
+from reasongen.modeling.datamodule import PromptDataModule
+from reasongen.modeling.module import CausalLMModule
+from reasongen.modeling.training import fit
+from reasongen.seeding import seed_everything
+
+
+def planned_steps(n_rows: int, finetune: DictConfig) -> int:
+    """Optimiser steps the run will take (AdaLoRA needs it up front)."""
+    per_epoch = math.ceil(n_rows / finetune.batch_size)
+    steps = per_epoch * finetune.epochs
+    return min(steps, finetune.max_steps) if finetune.max_steps and finetune.max_steps > 0 else steps
+
+
+def run(
+    cfg: DictConfig,
+    prepared_dir: Path = Path("outputs/prepare"),
+    base_dir: Path = Path("outputs/base_model"),
+    out_dir: Path = Path("outputs/finetune"),
+    checkpoint_root: Path = Path("checkpoints/finetune"),
+    callbacks: list = (),
+) -> dict:
+    """Fine-tune and save the model as safetensors (merged where the method allows); returns a summary."""
+    seed_everything(cfg.seed)
+    finetune = cfg.finetune
+    model, tokenizer, _ = model_io.load_model(base_dir / "model")
+    train_rows = read_jsonl(prepared_dir / "train.jsonl")
+    model = peft_builder.wrap(model, cfg.peft, planned_steps(len(train_rows), finetune))
+    trainable, total = peft_builder.trainable_parameters(model)
+    print(f"peft={cfg.peft.method}: {trainable:,} of {total:,} parameters train ({100 * trainable / total:.2f}%)")
+    datamodule = PromptDataModule(
+        tokenizer,
+        train_rows,
+        read_jsonl(prepared_dir / "val.jsonl"),
+        batch_size=finetune.batch_size,
+        max_source_length=finetune.max_source_length,
+        max_target_length=finetune.max_target_length,
+        control_dropout=finetune.control_dropout,
+        seed=cfg.seed,
+        num_workers=finetune.num_workers,
+    )
+    module = CausalLMModule(model, finetune.lr, finetune.weight_decay, finetune.warmup_ratio)
+    run_id = config_hash(cfg.data, cfg.tokenizer, cfg.model, cfg.pretrain, cfg.peft, cfg.finetune, cfg.seed)
+    trainer = fit(module, datamodule, to_container(finetune), checkpoint_root / run_id, out_dir / "curves",
+                  callbacks=list(callbacks))
+    summary = {
+        "peft_method": cfg.peft.method,
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+        "epochs_run": trainer.current_epoch,
+        "steps": trainer.global_step,
+        "best_val_loss": _best_val_loss(trainer),
+        "trust_remote_code": bool(cfg.model.trust_remote_code),
+    }
+    model_io.save_model(module.model, tokenizer, out_dir / "model", summary)
+    write_json(out_dir / "summary.json", summary)
+    return summary
+
+
+def _best_val_loss(trainer) -> float | None:
+    for callback in trainer.checkpoint_callbacks:
+        if callback.best_model_score is not None:
+            return round(float(callback.best_model_score), 5)
+    return None

@@ -1,0 +1,81 @@
+"""Stage `tokenizer`: train a byte-level BPE on the training split, or adopt a given vocabulary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from reasongen.io import iter_jsonl
+from reasongen.modeling.prompts import build_prompt
+from reasongen.paths import shared_root
+
+SPECIAL = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
+
+
+def training_texts(train_path: Path):
+    """What the tokenizer learns from: prompts with every control, and the texts."""
+    for row in iter_jsonl(train_path):
+        yield build_prompt(row["content"], row.get("aspect"), row.get("length_bucket"), row.get("keywords") or ())
+        yield row["summary"]
+
+
+def train_bpe(train_path: Path, vocab_size: int, min_frequency: int):
+    """A byte-level BPE (no unknown characters possible) wrapped as a transformers fast tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(SPECIAL.values()),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=True,
+    )
+    core.train_from_iterator(training_texts(train_path), trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=core, **SPECIAL)
+
+
+def bert_vocab(vocab_file: Path):
+    """The bert-base-chinese WordPiece vocabulary; [CLS]/[SEP] serve as begin/end of text."""
+    from transformers import BertTokenizerFast
+
+    if not vocab_file.exists():
+        raise FileNotFoundError(f"{vocab_file} not found: set REASONGEN_SHARED or tokenizer.bert_vocab_file")
+    return BertTokenizerFast(vocab_file=str(vocab_file), bos_token="[CLS]", eos_token="[SEP]")
+
+
+def pretrained(name_or_path: str, trust_remote_code: bool):
+    """The tokenizer saved with a pretrained model; pad falls back to eos as for most causal LMs."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def build(cfg: DictConfig, train_path: Path):
+    kind = cfg.tokenizer.kind
+    if kind == "bpe":
+        return train_bpe(train_path, cfg.tokenizer.vocab_size, cfg.tokenizer.min_frequency)
+    if kind == "bert_vocab":
+        return bert_vocab(shared_root() / cfg.tokenizer.bert_vocab_file)
+    if kind == "pretrained":
+        if not cfg.model.name_or_path:
+            raise ValueError("tokenizer.kind=pretrained needs model.name_or_path")
+        return pretrained(cfg.model.name_or_path, cfg.model.trust_remote_code)
+    raise ValueError(f"tokenizer.kind={kind!r}: choose bpe, bert_vocab or pretrained")
+
+
+def run(cfg: DictConfig, train_path: Path = Path("outputs/prepare/train.jsonl"), out_dir: Path = Path("outputs/tokenizer")):
+    """Build the tokenizer and save it as a Hugging Face tokenizer folder."""
+    tokenizer = build(cfg, train_path)
+    if tokenizer.eos_token is None:
+        raise ValueError("the tokenizer has no end-of-text token; set one on the pretrained tokenizer")
+    tokenizer.save_pretrained(str(out_dir))
+    print(f"tokenizer: {cfg.tokenizer.kind}, {len(tokenizer)} tokens -> {out_dir}")
+    return tokenizer
