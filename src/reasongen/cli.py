@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 STAGES = ("prepare", "tokenizer", "base_model", "finetune", "evaluate", "register")
@@ -37,10 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    params = commands.add_parser("params", help="compose conf/ (+ Hydra overrides) into params.yaml",
-                                 description="Compose conf/config.yaml with Hydra overrides and write params.yaml, "
-                                 "which dvc.yaml reads.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    params.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. peft=lora finetune.epochs=2 experiment=tiny")
+    params = commands.add_parser(
+        "params", help="compose conf/ (+ Hydra overrides) into params.yaml",
+        description="Compose conf/config.yaml with Hydra overrides and write params.yaml, which dvc.yaml reads.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    params.add_argument("overrides", nargs="*",
+                        help="Hydra overrides, e.g. peft=lora finetune.epochs=2 experiment=tiny")
     params.add_argument("--output", default="params.yaml", help="file to write (default: params.yaml)")
     params.add_argument("--check", action="store_true", help="exit 1 if the file differs from what conf/ composes")
 

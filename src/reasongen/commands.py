@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from reasongen.config import compose, load_params, write_params
+from reasongen.config import compose, load_params, to_container, write_params
 from reasongen.io import read_jsonl, write_json, write_jsonl
 
 
@@ -20,12 +20,9 @@ def dispatch(args: argparse.Namespace) -> int:
 def params(args: argparse.Namespace) -> int:
     cfg = compose(args.overrides)
     if args.check:
-        import tempfile
-
-        with tempfile.NamedTemporaryFile("w+", suffix=".yaml") as fresh:
-            write_params(cfg, fresh.name)
-            same = Path(fresh.name).read_text(encoding="utf-8") == Path(args.output).read_text(encoding="utf-8")
-        print(f"{args.output} {'matches' if same else 'differs from'} conf/ {' '.join(args.overrides)}")
+        # compare values, not text: `dvc exp run` rewrites params.yaml in its own layout
+        same = to_container(cfg) == to_container(load_params(args.output))
+        print(f"{args.output} {'matches' if same else 'differs from'} conf/ {' '.join(args.overrides)}".rstrip())
         return 0 if same else 1
     write_params(cfg, args.output)
     print(f"wrote {args.output}")

@@ -73,12 +73,15 @@ def fit(
     *,
     callbacks: list[Callback] = (),
 ) -> pl.Trainer:
-    """Train with early stopping on val_loss, resume from checkpoint_dir/last.ckpt if a crash left one,
-    load the best weights back into `module`, write the loss curves to curve_dir, and delete the checkpoints once done."""
+    """Train with early stopping on val_loss, resuming from checkpoint_dir/last.ckpt if a crash left one;
+    load the best weights back into `module`, write the loss curves to curve_dir, delete the checkpoints."""
     recorder = CurveRecorder()
-    # Checked after validation only: a run stopped by max_steps before any validation keeps its last weights.
-    best = ModelCheckpoint(dirpath=checkpoint_dir, filename="best", monitor="val_loss", save_top_k=1, save_last=True,
+    # `best` is checked after validation only: a run stopped by max_steps before any validation keeps its last
+    # weights. `last.ckpt` is written every few steps so that a crash loses little.
+    best = ModelCheckpoint(dirpath=checkpoint_dir, filename="best", monitor="val_loss", save_top_k=1,
                            save_on_train_epoch_end=False)
+    last = ModelCheckpoint(dirpath=checkpoint_dir, save_top_k=0, save_last=True,
+                           every_n_train_steps=trainer_cfg.get("checkpoint_every_n_steps", 50))
     stopper = EarlyStopping(monitor="val_loss", patience=trainer_cfg.get("patience", 2), strict=False,
                             check_on_train_epoch_end=False)
     trainer = pl.Trainer(
@@ -93,14 +96,13 @@ def fit(
         val_check_interval=trainer_cfg.get("val_check_interval", 1.0),
         limit_val_batches=trainer_cfg.get("limit_val_batches", 1.0),
         num_sanity_val_steps=0,
-        callbacks=[recorder, best, stopper, *callbacks],
+        callbacks=[recorder, best, last, stopper, *callbacks],
         logger=False,
         enable_checkpointing=True,
         default_root_dir=str(checkpoint_dir),
         deterministic=False,
     )
-    last = checkpoint_dir / LAST
-    resume = str(last) if last.exists() else None
+    resume = str(checkpoint_dir / LAST) if (checkpoint_dir / LAST).exists() else None
     if resume:
         print(f"resuming from {resume}")
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume)

@@ -71,7 +71,11 @@ def build(cfg: DictConfig, train_path: Path):
     raise ValueError(f"tokenizer.kind={kind!r}: choose bpe, bert_vocab or pretrained")
 
 
-def run(cfg: DictConfig, train_path: Path = Path("outputs/prepare/train.jsonl"), out_dir: Path = Path("outputs/tokenizer")):
+def run(
+    cfg: DictConfig,
+    train_path: Path = Path("outputs/prepare/train.jsonl"),
+    out_dir: Path = Path("outputs/tokenizer"),
+):
     """Build the tokenizer and save it as a Hugging Face tokenizer folder."""
     tokenizer = build(cfg, train_path)
     if tokenizer.eos_token is None:

@@ -1,0 +1,119 @@
+"""Shared fixtures: offline hub, tiny synthetic prepared rows, a tiny BPE tokenizer, the composed tiny config."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from functools import lru_cache  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+from reasongen.io import write_jsonl  # noqa: E402
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+KINDS = ["裙", "裤", "上衣", "外套", "衬衫"]
+COLORS = ["蓝色", "红色", "白色", "黑色", "黄色", "绿色", "粉色", "灰色"]
+STYLES = ["简约", "复古", "性感", "休闲"]
+PHRASES = ["版型修身显瘦", "面料柔软亲肤", "穿着舒适自在", "适合日常通勤", "设计简约大方", "细节精致用心",
+           "颜色清新百搭", "领口设计别致", "轻松穿出时尚感", "腰线提高显腿长"]
+ASPECTS = ["舒适", "显瘦", "时尚", None]
+BUCKETS = ["short", "medium", "long"]
+
+
+def make_rows(n: int = 40) -> list[dict]:
+    """n deterministic prepared rows in the prepare stage's format, each a distinct attribute set."""
+    rows = []
+    for i in range(n):
+        pairs = [["类型", KINDS[i % 5]], ["颜色", COLORS[i % 8]], ["风格", STYLES[(i // 5) % 4]]]
+        phrases = [PHRASES[(i + j * 3) % len(PHRASES)] for j in range(1 + i % 4)]
+        summary = f"这款{pairs[1][1]}{pairs[0][1]}" + "，".join(phrases) + "。"
+        rows.append({
+            "id": f"L{i + 1}",
+            "line": i + 1,
+            "content": "*".join(f"{k}#{v}" for k, v in pairs),
+            "summary": summary,
+            "attributes": pairs,
+            "group": "*".join(sorted(f"{k}#{v}" for k, v in pairs)),
+            "aspect": ASPECTS[i % 4],
+            "length_bucket": BUCKETS[i % 3],
+            "keywords": [phrases[0][:2]] if i % 2 else [],
+        })
+    return rows
+
+
+@pytest.fixture(scope="session")
+def tiny_rows() -> list[dict]:
+    return make_rows()
+
+
+@pytest.fixture(scope="session")
+def tiny_prepared(tmp_path_factory, tiny_rows) -> Path:
+    """train/val/test.jsonl as the prepare stage writes them (30/5/5 rows)."""
+    folder = tmp_path_factory.mktemp("prepare")
+    write_jsonl(folder / "train.jsonl", tiny_rows[:30])
+    write_jsonl(folder / "val.jsonl", tiny_rows[30:35])
+    write_jsonl(folder / "test.jsonl", tiny_rows[35:])
+    return folder
+
+
+@pytest.fixture(scope="session")
+def bpe_tokenizer(tiny_prepared):
+    """A ~300-token byte-level BPE trained on the fixture rows by the tokenizer stage's own function."""
+    from reasongen.stages.tokenizer import train_bpe
+
+    return train_bpe(tiny_prepared / "train.jsonl", vocab_size=300, min_frequency=1)
+
+
+@lru_cache(maxsize=1)
+def _tiny_cfg() -> DictConfig:
+    from reasongen.config import compose
+
+    return compose(["experiment=tiny"], config_dir=CONF_DIR)
+
+
+@pytest.fixture
+def tiny_cfg():
+    """tiny_cfg("peft=ia3", finetune={"max_steps": 3}): experiment=tiny composed with Hydra overrides
+    (strings containing '=' before any keyword), then merged with plain-dict section overrides."""
+
+    def build(*overrides: str, **sections) -> DictConfig:
+        from reasongen.config import compose
+
+        cfg = compose(["experiment=tiny", *overrides], config_dir=CONF_DIR) if overrides else _tiny_cfg().copy()
+        return OmegaConf.merge(cfg, OmegaConf.create(sections)) if sections else cfg
+
+    return build
+
+
+# Tiny architectures. Large initial weights keep a random model's logits far apart, so that greedy decoding
+# never hinges on float noise when two computations of the same thing are compared.
+TINY_CONFIGS = {
+    "gpt2": {"model_type": "gpt2", "n_layer": 1, "n_head": 2, "n_embd": 32, "n_positions": 128,
+             "initializer_range": 0.5},
+    "llama": {"model_type": "llama", "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
+              "hidden_size": 32, "intermediate_size": 64, "max_position_embeddings": 128,
+              "tie_word_embeddings": True, "initializer_range": 0.5},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """tiny_model("gpt2" | "llama", tokenizer, seed=0): a seeded random model built by model_io.from_config."""
+
+    def build(kind: str, tokenizer, seed: int = 0):
+        import torch
+
+        from reasongen.modeling.model_io import from_config
+
+        torch.manual_seed(seed)
+        return from_config(dict(TINY_CONFIGS[kind]), tokenizer)
+
+    return build
