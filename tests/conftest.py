@@ -8,7 +8,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tiny models gain nothing from threads, and two cores shared with another job make threaded torch ops ~10x slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+from copy import deepcopy  # noqa: E402
 from functools import lru_cache  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -79,7 +82,7 @@ def _tiny_cfg() -> DictConfig:
     return compose(["experiment=tiny"], config_dir=CONF_DIR)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny_cfg():
     """tiny_cfg("peft=ia3", finetune={"max_steps": 3}): experiment=tiny composed with Hydra overrides
     (strings containing '=' before any keyword), then merged with plain-dict section overrides."""
@@ -87,7 +90,7 @@ def tiny_cfg():
     def build(*overrides: str, **sections) -> DictConfig:
         from reasongen.config import compose
 
-        cfg = compose(["experiment=tiny", *overrides], config_dir=CONF_DIR) if overrides else _tiny_cfg().copy()
+        cfg = compose(["experiment=tiny", *overrides], config_dir=CONF_DIR) if overrides else deepcopy(_tiny_cfg())
         return OmegaConf.merge(cfg, OmegaConf.create(sections)) if sections else cfg
 
     return build

@@ -1,4 +1,4 @@
-"""Model-side building blocks: prompt format, encoding and label masking, padding, context checks, batched generation."""
+"""Model-side building blocks: prompt format, label masking, padding, context checks, batched generation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 from reasongen.modeling import model_io, peft_builder
 from reasongen.modeling.datamodule import IGNORE_INDEX, PadCollator, PromptDataModule, encode_example
-from reasongen.modeling.generation import generate_texts, left_pad
+from reasongen.modeling.generation import generate_texts, left_pad, length_batches
 from reasongen.modeling.prompts import PROMPT_END, build_prompt, prefix_ids, prompt_for_row
 
 KINDS = ["gpt2", "llama"]
@@ -72,7 +72,10 @@ def test_truncation_respects_both_limits(bpe_tokenizer, tiny_rows, max_source, m
     assert len(ids_of(tok, prompt)) > 40 and len(ids_of(tok, row["summary"])) > 7
     example = encode_example(tok, prompt, row["summary"], max_source, max_target, loss_on_prompt=False)
     assert len(example["input_ids"]) == 1 + max_source + max_target + 1
-    assert example["input_ids"][1 : 1 + max_source] == ids_of(tok, prompt)[:max_source]
+    # the prompt loses tokens from its middle: its start, and its ` | 文案:` ending as far as room allows, stay
+    keep = min(len(ids_of(tok, PROMPT_END)), max_source)
+    prompt_ids = ids_of(tok, prompt)
+    assert example["input_ids"][1 : 1 + max_source] == prompt_ids[: max_source - keep] + prompt_ids[-keep:]
     assert example["input_ids"][-1] == tok.eos_token_id  # eos survives truncation of the text
     assert example["labels"].count(IGNORE_INDEX) == 1 + max_source
 
@@ -208,3 +211,32 @@ def test_generate_texts_keeps_input_order_and_handles_empty(bpe_tokenizer, tiny_
     backward = generate_texts(model, bpe_tokenizer, prompts[::-1], settings, progress=False)
     assert forward == backward[::-1]
     assert generate_texts(model, bpe_tokenizer, [], settings, progress=False) == []
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("method", ["prefix", "prompt"])
+def test_batched_generation_with_virtual_tokens_equals_one_at_a_time(bpe_tokenizer, tiny_rows, tiny_model,
+                                                                     tiny_cfg, kind, method):
+    """Prompt tuning puts its virtual tokens before the left padding: generate_texts must not pad for it."""
+    tok = bpe_tokenizer
+    model = tiny_model(kind, tok)
+    with torch.no_grad():
+        model.get_input_embeddings().weight[tok.pad_token_id].normal_(0, 0.5)
+    model = peft_builder.wrap(model, tiny_cfg(f"peft={method}", peft={"num_virtual_tokens": 8}).peft, 10).eval()
+    with torch.no_grad():  # trained-looking virtual tokens, so that they matter
+        for parameter in model.prompt_encoder.parameters():
+            parameter.normal_(0, 0.5)
+    prompts = greedy_prompts(tiny_rows)
+    prompts += [p.replace("裙", "裤") for p in prompts[:3]]  # some prompts of equal length
+    settings = {"max_new_tokens": 8, "do_sample": False}
+    batched = generate_texts(model, tok, prompts, {**settings, "batch_size": 4}, progress=False)
+    single = generate_texts(model, tok, prompts, {**settings, "batch_size": 1}, progress=False)
+    assert batched == single
+    assert len(set(single)) > 1
+
+
+def test_length_batches_group_similar_or_equal_lengths():
+    lengths = [3, 1, 3, 2, 1, 3]
+    assert length_batches(lengths, 2) == [[1, 4], [3, 0], [2, 5]]
+    assert length_batches(lengths, 2, same_length=True) == [[1, 4], [3], [0, 2], [5]]
+    assert length_batches([], 4) == []

@@ -15,7 +15,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-TINY_ROWS = 150
+TINY_ROWS = 120  # the tiny preset's data.max_rows
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -25,7 +25,7 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedP
 
 
 def tiny_raw_file(folder: Path) -> Path:
-    """A 150-row AdvertiseGen file with two malformed lines, built from the shared rows when present."""
+    """A 120-row AdvertiseGen file with two malformed lines, built from the shared rows when present."""
     shared = Path(os.environ.get("REASONGEN_SHARED", REPO.parent / "shared")) / "data/advertisegen/train_head5000.json"
     if shared.exists():
         lines = shared.read_text(encoding="utf-8").splitlines()[:TINY_ROWS]

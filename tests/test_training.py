@@ -21,6 +21,8 @@ from reasongen.seeding import seed_everything
 # What a method's trainable parameter names contain (none: every parameter trains).
 ADAPTER_MARK = {"lora": "lora_", "adalora": "lora_", "ia3": "ia3_", "prefix": "prompt_encoder",
                 "prompt": "prompt_encoder"}
+# Ranks small enough for a 32-wide model that adapters stay a small share of it, whatever conf/peft/ says.
+TINY_RANKS = {"lora": {"r": 4}, "adalora": {"init_r": 4, "target_r": 2}}
 GREEDY = {"max_new_tokens": 8, "do_sample": False, "batch_size": 4}
 STEPS_PER_EPOCH = 4  # 30 training rows, batch size 8
 
@@ -52,7 +54,7 @@ def test_peft_method_trains_only_its_parameters_and_round_trips(
     kind, method, tiny_cfg, tiny_model, bpe_tokenizer, tiny_rows, tmp_path
 ):
     tok = bpe_tokenizer
-    cfg = tiny_cfg(f"peft={method}")
+    cfg = tiny_cfg(f"peft={method}", peft=TINY_RANKS.get(method, {}))
     seed_everything(0)
     model = peft_builder.wrap(tiny_model(kind, tok), cfg.peft, total_steps=STEPS_PER_EPOCH)
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
@@ -186,3 +188,36 @@ def test_fit_resumes_from_last_checkpoint_after_a_crash(tiny_cfg, tiny_model, bp
     assert curve["train_loss"][:6] == straight["train_loss"][:6] == crash.points_at_crash["train_loss"][:6]
     assert curve["val_loss"][0] == straight["val_loss"][0]
     assert all(math.isfinite(v) for _, v in curve["train_loss"] + curve["val_loss"])
+
+
+class Spoil(Callback):
+    """Keeps the weights validated after the first epoch, then ruins them just before the second validation."""
+
+    def __init__(self, last_step: int):
+        self.last_step = last_step
+        self.first_validated = None
+
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.current_epoch == 0:
+            self.first_validated = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.last_step:
+            with torch.no_grad():
+                for parameter in pl_module.parameters():
+                    parameter.add_(torch.randn_like(parameter) * 5)
+
+
+def test_fit_ends_with_the_best_validated_weights(tiny_cfg, tiny_model, bpe_tokenizer, tiny_rows, tmp_path):
+    cfg = tiny_cfg("peft=none")
+    seed_everything(0)
+    module = CausalLMModule(tiny_model("gpt2", bpe_tokenizer), lr=1e-2)
+    spoil = Spoil(last_step=2 * STEPS_PER_EPOCH)
+    fit(module, datamodule(bpe_tokenizer, tiny_rows), trainer_settings(cfg, epochs=2, max_steps=-1, patience=5),
+        tmp_path / "ck", tmp_path / "curves", callbacks=[spoil])
+    (_, first), (_, second) = read_curve(tmp_path / "curves")["val_loss"]
+    assert second > first
+    final = module.state_dict()
+    assert final.keys() == spoil.first_validated.keys()
+    for key, value in spoil.first_validated.items():
+        assert torch.equal(final[key], value), key

@@ -60,9 +60,9 @@ def generate(args: argparse.Namespace) -> int:
         if args.length and not row.get("length_bucket"):
             row["length_bucket"] = args.length
     generator = load_generator(args.model)
-    if not generator.generation and Path("params.yaml").exists():
-        # a bare model folder carries no decoding settings: use the pipeline's
-        generator.generation = dict(load_params().generation)
+    if Path(args.model).exists() and Path("params.yaml").exists():
+        # a bare model folder carries no decoding settings (a registered model does): use the pipeline's
+        generator.generation = {**dict(load_params().generation), **generator.generation}
     overrides = {"do_sample": False} if args.greedy else {}
     if args.batch_size:
         overrides["batch_size"] = args.batch_size

@@ -28,8 +28,8 @@ class Generator:
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        model, tokenizer, _ = model_io.load_model(model_dir, device)
-        return cls(model, tokenizer, generation or {})
+        model, tokenizer, meta = model_io.load_model(model_dir, device)
+        return cls(model, tokenizer, {"max_source_length": meta.get("max_source_length"), **(generation or {})})
 
     def generate(self, rows: list[dict[str, Any]], use_controls: bool = True, progress: bool = True,
                  **overrides: Any) -> list[str]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import groupby
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from reasongen.modeling.prompts import prefix_ids
+from reasongen.modeling.prompts import encode_prompt
 from reasongen.modeling.text import decode
 
 GENERATE_KEYS = ("max_new_tokens", "do_sample", "top_p", "temperature", "top_k", "num_beams",
@@ -32,11 +33,11 @@ def generate_texts(
     if not kwargs.get("do_sample"):
         kwargs = {k: v for k, v in kwargs.items() if k not in ("top_p", "temperature", "top_k")}
     torch.manual_seed(int(generation_cfg.get("seed", 0)))
-    encoded = [prefix_ids(tokenizer) + tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+    max_source = generation_cfg.get("max_source_length")
+    encoded = [encode_prompt(tokenizer, prompt, max_source) for prompt in prompts]
     outputs: list[str] = [""] * len(prompts)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = length_batches([len(ids) for ids in encoded], batch_size, same_length=virtual_tokens_first(model))
     with torch.inference_mode():
         for batch in tqdm(batches, desc="generate", unit="batch", disable=not progress):
             input_ids, attention_mask = left_pad([encoded[i] for i in batch], pad_id, device)
@@ -51,6 +52,20 @@ def generate_texts(
             for row, index in enumerate(batch):
                 outputs[index] = decode(tokenizer, generated[row, input_ids.size(1) :])
     return outputs
+
+
+def virtual_tokens_first(model) -> bool:
+    """Prompt tuning (and p-tuning) put their virtual tokens in front of the left padding, which moves a padded
+    row's prompt away from them (positions unlike training's): such a model must not see padding."""
+    config = getattr(model, "active_peft_config", None)
+    return bool(config is not None and config.is_prompt_learning and config.peft_type != "PREFIX_TUNING")
+
+
+def length_batches(lengths: list[int], batch_size: int, same_length: bool = False) -> list[list[int]]:
+    """Indices in batches of similar length (less padding), or of one length each when same_length."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    groups = [list(g) for _, g in groupby(order, key=lambda i: lengths[i])] if same_length else [order]
+    return [group[i : i + batch_size] for group in groups for i in range(0, len(group), batch_size)]
 
 
 def left_pad(sequences: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -35,10 +35,20 @@ def from_config(model_config: DictConfig | dict[str, Any], tokenizer):
     return AutoModelForCausalLM.from_config(config)
 
 
+def check_name_or_path(name_or_path: str) -> None:
+    """A clear error for a folder that is not there (transformers would report an invalid hub repo id)."""
+    path = Path(name_or_path).expanduser()
+    looks_local = path.is_absolute() or name_or_path.startswith((".", "~")) or name_or_path.count("/") > 1
+    if looks_local and not path.is_dir():
+        raise FileNotFoundError(f"{name_or_path}: no such model folder (model.name_or_path takes a folder written "
+                                "by save_pretrained or a hub id such as 'Qwen/Qwen2.5-0.5B')")
+
+
 def from_pretrained(name_or_path: str, trust_remote_code: bool = False):
     """Any causal LM from the hub or a folder, in safetensors, remote code off unless asked for."""
     from transformers import AutoModelForCausalLM
 
+    check_name_or_path(name_or_path)
     return AutoModelForCausalLM.from_pretrained(
         name_or_path, trust_remote_code=trust_remote_code, use_safetensors=True, dtype=torch.float32
     )
@@ -54,12 +64,14 @@ def base_model(model_cfg: DictConfig, tokenizer):
     return from_config(model_cfg.config, tokenizer)
 
 
-def check_context(model, needed: int) -> None:
-    """Fail early, with the fix, when prompt + text cannot fit the model's position embeddings."""
+def check_context(model, needed: int, virtual_tokens: int = 0) -> None:
+    """Fail early, with the fix, when (virtual tokens +) prompt + text cannot fit the model's position embeddings."""
     limit = getattr(model.config, "max_position_embeddings", None)
-    if limit is not None and limit < needed:
-        raise ValueError(f"sequences need {needed} positions but the model has {limit}: raise the model's "
-                         "positions or lower finetune.max_source_length / finetune.max_target_length")
+    if limit is not None and limit < needed + virtual_tokens:
+        virtual = f" ({virtual_tokens} of them peft.num_virtual_tokens)" if virtual_tokens else ""
+        raise ValueError(f"sequences need {needed + virtual_tokens} positions{virtual} but the model has {limit}: "
+                         "raise the model's positions or lower finetune.max_source_length / "
+                         "finetune.max_target_length" + (" / peft.num_virtual_tokens" if virtual_tokens else ""))
 
 
 def save_model(model, tokenizer, out_dir: Path, meta: dict[str, Any]) -> None:

@@ -44,3 +44,13 @@ def prompt_for_row(row: dict[str, Any], use_controls: bool = True) -> str:
 def prefix_ids(tokenizer) -> list[int]:
     """The begin-of-text id every sequence starts with, in training and generation (none if the tokenizer has none)."""
     return [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+
+
+def encode_prompt(tokenizer, prompt: str, max_length: int | None = None) -> list[int]:
+    """bos + prompt ids, the same in training and generation. A prompt over max_length tokens loses tokens
+    from its middle, never its ` | 文案:` ending, which tells the model that the text starts next."""
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    if max_length is not None and len(ids) > max_length:
+        keep = min(len(tokenizer(PROMPT_END, add_special_tokens=False)["input_ids"]), max_length)
+        ids = ids[: max_length - keep] + ids[len(ids) - keep :]
+    return prefix_ids(tokenizer) + ids

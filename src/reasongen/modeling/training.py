@@ -105,6 +105,8 @@ def fit(
     resume = str(checkpoint_dir / LAST) if (checkpoint_dir / LAST).exists() else None
     if resume:
         print(f"resuming from {resume}")
+    # from_pretrained / load_model give eval-mode models, and Lightning keeps the mode it finds (dropout off)
+    module.train()
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     if best.best_model_path:
         state = torch.load(best.best_model_path, map_location="cpu", weights_only=False)["state_dict"]

@@ -27,6 +27,7 @@ def run(
     from transformers import AutoTokenizer
 
     seed_everything(cfg.seed)
+    checkpoint_root.mkdir(parents=True, exist_ok=True)  # a persistent DVC output: it must exist, even empty
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     model = model_io.base_model(cfg.model, tokenizer)
     model_io.check_context(model, cfg.finetune.max_source_length + cfg.finetune.max_target_length + 2)

@@ -33,8 +33,12 @@ def run(
 ) -> dict:
     """Fine-tune and save the model as safetensors (merged where the method allows); returns a summary."""
     seed_everything(cfg.seed)
+    checkpoint_root.mkdir(parents=True, exist_ok=True)  # a persistent DVC output: it must exist, even empty
     finetune = cfg.finetune
     model, tokenizer, _ = model_io.load_model(base_dir / "model")
+    # prefix / prompt tuning put num_virtual_tokens in front of every sequence: they take positions too
+    virtual = cfg.peft.num_virtual_tokens if cfg.peft.method in ("prefix", "prompt") else 0
+    model_io.check_context(model, finetune.max_source_length + finetune.max_target_length + 2, virtual)
     train_rows = read_jsonl(prepared_dir / "train.jsonl")
     model = peft_builder.wrap(model, cfg.peft, planned_steps(len(train_rows), finetune))
     trainable, total = peft_builder.trainable_parameters(model)
@@ -62,6 +66,7 @@ def run(
         "steps": trainer.global_step,
         "best_val_loss": _best_val_loss(trainer),
         "trust_remote_code": bool(cfg.model.trust_remote_code),
+        "max_source_length": finetune.max_source_length,  # generation truncates prompts the same way
     }
     model_io.save_model(module.model, tokenizer, out_dir / "model", summary)
     write_json(out_dir / "summary.json", summary)

@@ -52,6 +52,9 @@ def pretrained(name_or_path: str, trust_remote_code: bool):
     """The tokenizer saved with a pretrained model; pad falls back to eos as for most causal LMs."""
     from transformers import AutoTokenizer
 
+    from reasongen.modeling.model_io import check_name_or_path
+
+    check_name_or_path(name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
