@@ -12,7 +12,7 @@ export HF_EVALUATE_OFFLINE ?= 1
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help install params data run repro test lint metrics plots ui clean
+.PHONY: help install params data run repro test lint metrics plots ui sweep promote serve clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,7 +35,8 @@ data: $(STAMP)  ## materialise the raw data (data.source in params.yaml) and pin
 
 run: data  ## the whole pipeline: dvc repro (prepare -> tokenizer -> base_model -> finetune -> evaluate -> register)
 	$(BIN)/dvc repro
-	$(BIN)/dvc metrics show
+	@echo "test-split metrics (outputs/evaluate/metrics.json; all of them: make metrics):"
+	@cat outputs/evaluate/table.md
 
 repro: run
 
@@ -45,8 +46,9 @@ test: $(STAMP)  ## the test suite (offline, CPU)
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check src tests
 
-metrics: $(STAMP)  ## dvc metrics show
-	$(BIN)/dvc metrics show
+metrics: $(STAMP)  ## dvc metrics show (model and baselines; prepare and finetune summaries)
+	$(BIN)/dvc metrics show outputs/evaluate/metrics.json
+	$(BIN)/dvc metrics show outputs/prepare/stats.json outputs/finetune/summary.json
 
 plots: $(STAMP)  ## dvc plots show (HTML in dvc_plots/)
 	$(BIN)/dvc plots show
@@ -54,6 +56,18 @@ plots: $(STAMP)  ## dvc plots show (HTML in dvc_plots/)
 ui: $(STAMP)  ## the MLflow UI on http://127.0.0.1:5000 over the embedded sqlite store
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db \
 		--default-artifact-root ./mlartifacts --host 127.0.0.1 --port 5000
+
+sweep: data  ## Optuna search (resumable): make sweep ARGS="hparams_search.n_trials=20 finetune.epochs=1"
+	$(BIN)/dvc repro base_model
+	$(BIN)/reasongen sweep $(ARGS)
+
+promote: $(STAMP)  ## gate the latest registered version against the champion; move the alias if it passes
+	$(BIN)/reasongen promote $(ARGS)
+
+SERVE_PORT ?= 5001
+serve: $(STAMP)  ## serve models:/reasongen-adgen@champion on http://127.0.0.1:$(SERVE_PORT)/invocations
+	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db} $(BIN)/mlflow models serve \
+		-m models:/reasongen-adgen@champion --env-manager local --host 127.0.0.1 --port $(SERVE_PORT)
 
 clean:  ## remove pipeline outputs (not the venv, the MLflow store or the DVC cache)
 	rm -rf outputs checkpoints dvc_plots

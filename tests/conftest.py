@@ -11,6 +11,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Tiny models gain nothing from threads, and two cores shared with another job make threaded torch ops ~10x slower.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import json  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 from copy import deepcopy  # noqa: E402
 from functools import lru_cache  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -21,6 +25,9 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from reasongen.io import write_jsonl  # noqa: E402
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+REPO = CONF_DIR.parent
+BIN = Path(sys.executable).parent
+TINY_ROWS = 120  # the tiny preset's data.max_rows
 
 KINDS = ["裙", "裤", "上衣", "外套", "衬衫"]
 COLORS = ["蓝色", "红色", "白色", "黑色", "黄色", "绿色", "粉色", "灰色"]
@@ -120,3 +127,51 @@ def tiny_model():
         return from_config(dict(TINY_CONFIGS[kind]), tokenizer)
 
     return build
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def tiny_raw_file(folder: Path) -> Path:
+    """A 120-row AdvertiseGen file with two malformed lines, built from the shared rows when present."""
+    shared = Path(os.environ.get("REASONGEN_SHARED", REPO.parent / "shared")) / "data/advertisegen/train_head5000.json"
+    if shared.exists():
+        lines = shared.read_text(encoding="utf-8").splitlines()[:TINY_ROWS]
+    else:  # a self-made stand-in keeps the test meaningful without ../shared
+        colours, styles = ("白色", "黑色", "蓝色", "红色", "粉色"), ("简约", "复古", "清新", "性感", "休闲", "文艺")
+        lines = [json.dumps({"content": f"类型#裙*颜色#{c}*风格#{s}*图案#{i}",
+                             "summary": f"这款{c}裙子{s}又显瘦，上身舒适百搭，很有气质。"}, ensure_ascii=False)
+                 for c in colours for s in styles for i in range(5)][:TINY_ROWS]
+    lines[3] = "{not json"
+    lines[7] = json.dumps({"content": "类型裙", "summary": "没有井号的属性"}, ensure_ascii=False)
+    path = folder / "my_rows.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A git + DVC copy of the repo with the tiny preset on the user's-own-JSONL data path, after `dvc repro`."""
+    work = tmp_path_factory.mktemp("repo")
+    for name in ("conf", "src", "dvc.yaml", "pyproject.toml", "requirements.lock", ".dvcignore"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, work / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        elif source.exists():
+            shutil.copy(source, work / name)
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1",
+           "TRANSFORMERS_OFFLINE": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONPATH": str(work / "src")}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    raw = tiny_raw_file(tmp_path_factory.mktemp("user"))
+    run(["git", "init", "-q"], work, env)
+    run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "init"], work, env)
+    run([str(BIN / "dvc"), "init", "-q"], work, env)
+    run([sys.executable, "-m", "reasongen", "params", "experiment=tiny", "data.source=jsonl",
+         f"data.jsonl_path={raw}"], work, env)
+    run([sys.executable, "-m", "reasongen", "data"], work, env)
+    run([str(BIN / "dvc"), "add", "-q", "data"], work, env)
+    run([str(BIN / "dvc"), "repro"], work, env)
+    return work, env

@@ -55,3 +55,15 @@ def test_flatten_and_hash() -> None:
     assert flatten(cfg) == {"a.b": 1, "a.c.d": [1, 2], "e": "x"}
     assert config_hash(cfg) == config_hash(OmegaConf.create({"e": "x", "a": {"c": {"d": [1, 2]}, "b": 1}}))
     assert config_hash(cfg) != config_hash(OmegaConf.create({"a": {"b": 2}}))
+
+
+def test_apply_overrides_on_composed_params_matches_hydra() -> None:
+    from reasongen.config import apply_overrides
+
+    base = compose(["experiment=tiny"], config_dir=CONF)
+    overrides = ["peft=prefix", "peft.num_virtual_tokens=4", f"finetune.lr={1e-07}", "data.controls.n_keywords=null"]
+    applied = apply_overrides(base, overrides, CONF)
+    composed = compose(["experiment=tiny", *overrides], config_dir=CONF)
+    assert applied.finetune.lr == 1e-07
+    assert to_container(applied) == to_container(composed)
+    assert base.peft.method == "lora"  # the input is left alone

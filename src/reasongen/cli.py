@@ -16,6 +16,8 @@ EPILOG = """examples:
   reasongen generate --model models:/reasongen-adgen/latest --input in.jsonl --output out.jsonl
   reasongen generate --model outputs/finetune/model --input in.jsonl --output out.jsonl --aspect 显瘦 --length short
   reasongen evaluate --predictions out.jsonl --references in.jsonl
+  reasongen sweep hparams_search.n_trials=20 'hparams_search.space.peft.choices=[lora,ia3]'
+  reasongen promote promote.candidate=3
 """
 
 
@@ -87,6 +89,23 @@ def build_parser() -> argparse.ArgumentParser:
                           help="training rows for the attribute-value lexicon of the hallucination metric "
                           "(default: outputs/prepare/train.jsonl; the references are used if it is missing)")
     evaluate.add_argument("--params", default="params.yaml", help="for length bounds and hallucination keys")
+    sweep = commands.add_parser(
+        "sweep", help="Optuna search over Hydra overrides (resumable, failure-tolerant, tracked in MLflow)",
+        description="Runs the study conf/hparams_search/default.yaml on top of the pipeline's base model "
+        "(run `dvc repro base_model` first; `make sweep` does). Running it again continues the same study up to "
+        "hparams_search.n_trials. Trials are scored on the validation split.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sweep.add_argument("overrides", nargs="*", help="Hydra overrides for every trial and for the search itself")
+    sweep.add_argument("--workdir", type=Path, default=Path("outputs/sweep"), help="trial outputs")
+
+    promote = commands.add_parser(
+        "promote", help="gate a registered version against the champion and move the alias",
+        description="Scores promote.candidate (default: the latest version) and the current champion on the test "
+        "split; if the candidate passes every gate in conf/promote/, alias champion moves to it and the old "
+        "champion keeps `previous`; otherwise it is tagged rejected with the reasons. Exit code 1 on rejection.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    promote.add_argument("--params", default="params.yaml")
+    promote.add_argument("overrides", nargs="*", help="dotlist overrides, e.g. promote.candidate=3 promote.tolerance=0")
     return parser
 
 

@@ -13,7 +13,8 @@ from reasongen.io import read_jsonl, write_json, write_jsonl
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    handler = {"params": params, "data": data, "stage": stage, "generate": generate, "evaluate": evaluate}
+    handler = {"params": params, "data": data, "stage": stage, "generate": generate, "evaluate": evaluate,
+               "sweep": sweep, "promote": promote}
     return handler[args.command](args)
 
 
@@ -96,3 +97,16 @@ def evaluate(args: argparse.Namespace) -> int:
     print(json.dumps(scores, ensure_ascii=False, indent=2))
     print(f"wrote {output}")
     return 0
+
+
+def sweep(args: argparse.Namespace) -> int:
+    from reasongen.sweep import Sweep
+
+    Sweep(args.overrides, args.workdir, Path("outputs/prepare"), Path("outputs/base_model")).run()
+    return 0
+
+
+def promote(args: argparse.Namespace) -> int:
+    from reasongen.promote import promote as run_promotion
+
+    return 0 if run_promotion(load_params(args.params, args.overrides)).accepted else 1

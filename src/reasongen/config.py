@@ -41,6 +41,23 @@ def load_params(path: str | Path = PARAMS_FILE, overrides: Sequence[str] = ()) -
     return cfg
 
 
+def apply_overrides(cfg: DictConfig, overrides: Sequence[str], config_dir: str | Path | None = None) -> DictConfig:
+    """Hydra-style overrides on an already composed config (params.yaml): `group=option` replaces that section
+    with conf/<group>/<option>.yaml as Hydra composes it, `a.b=value` sets one value (parsed as Hydra does)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    folder = Path(config_dir) if config_dir else repo_root() / "conf"
+    result = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    for override in overrides:
+        key, _, value = override.lstrip("+").partition("=")
+        if "." not in key and (folder / key).is_dir():
+            result[key] = compose([f"{key}={value}"], config_dir=folder)[key]
+        else:
+            OmegaConf.update(result, key, parser.parse_override(f"{key}={value}").value(), force_add=True)
+    return result
+
+
 def to_container(cfg: DictConfig | dict) -> dict[str, Any]:
     """A plain dict of a config section."""
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)

@@ -108,3 +108,12 @@ def _requested_controls(rows: list[Row], use_controls: bool) -> dict[str, list]:
         "length_buckets": [row.get("length_bucket") or "" for row in rows],
         "keywords": [list(row.get("keywords") or ()) for row in rows],
     }
+
+
+def objective(scores: Scores, objective_cfg: Any) -> float:
+    """The one-number objective (sweep and promotion gate): `combined` =
+    bleu4 + rougeL + coverage_weight * coverage - hallucination_weight * hallucination_rate, or one metric."""
+    if objective_cfg["name"] != "combined":
+        return float(scores[objective_cfg["name"]])
+    return (scores["bleu4"] + scores["rougeL"] + objective_cfg["coverage_weight"] * scores["coverage"]
+            - objective_cfg["hallucination_weight"] * (scores["hallucination_rate"] or 0.0))

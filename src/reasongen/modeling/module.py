@@ -24,7 +24,10 @@ class CausalLMModule(pl.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         loss = self.model(**batch).loss
-        self.log("val_loss", loss, prog_bar=True, on_epoch=True, batch_size=batch["input_ids"].size(0))
+        size = batch["input_ids"].size(0)
+        self.log("val_loss", loss, prog_bar=True, on_epoch=True, batch_size=size)
+        # the same, to maximise: what the pruner of a maximising Optuna study watches
+        self.log("neg_val_loss", -loss, on_epoch=True, batch_size=size)
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         # AdaLoRA reallocates ranks from gradient statistics after each optimiser step.

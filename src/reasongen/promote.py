@@ -1,0 +1,116 @@
+"""`reasongen promote`: gated promotion in the MLflow registry. A candidate version is scored on the test split
+beside the current `champion`; it takes the alias only if it passes every gate in conf/promote/."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from reasongen import metrics, tracking
+from reasongen.io import read_jsonl, write_json
+
+CHAMPION = "champion"
+PREVIOUS = "previous"
+
+
+@dataclass
+class Decision:
+    candidate: str
+    champion: str | None
+    accepted: bool
+    reasons: list[str] = field(default_factory=list)
+    scores: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def gate_failures(candidate: dict[str, Any], champion: dict[str, Any] | None, gates: DictConfig,
+                  objective_cfg: Any) -> list[str]:
+    """Why the candidate may not become champion (empty: it may)."""
+    reasons = []
+    if champion is not None:
+        ours, theirs = metrics.objective(candidate, objective_cfg), metrics.objective(champion, objective_cfg)
+        if ours < theirs - gates.tolerance:
+            reasons.append(f"objective {ours:.2f} < champion {theirs:.2f} - tolerance {gates.tolerance}")
+    checks = (("hallucination_rate", "max_hallucination_rate", max), ("violation_rate", "max_violation_rate", max),
+              ("aspect_accuracy", "min_aspect_accuracy", min), ("length_accuracy", "min_length_accuracy", min))
+    for metric, gate, kind in checks:
+        value = candidate.get(metric)
+        if value is None:
+            continue  # no row asked for this control
+        limit = gates[gate]
+        if (kind is max and value > limit) or (kind is min and value < limit):
+            reasons.append(f"{metric} {value:.1f} {'>' if kind is max else '<'} {limit}")
+    return reasons
+
+
+def score_version(name: str, version: str, rows: list[dict], cfg: DictConfig, lexicon: dict) -> dict[str, Any]:
+    """The registered version's metrics on rows, generated with the decoding it was registered with."""
+    from reasongen.serving import load_generator
+
+    generator = load_generator(f"models:/{name}/{version}")
+    texts = generator.generate(rows)
+    return metrics.score(texts, rows, value_lexicon=lexicon, length_bounds=list(cfg.data.controls.length_bounds),
+                         hallucination_keys=list(cfg.evaluate.hallucination_keys))
+
+
+def resolve_candidate(client, name: str, candidate: str | int) -> str:
+    if str(candidate) != "latest":
+        return str(candidate)
+    versions = client.search_model_versions(f"name='{name}'")
+    if not versions:
+        raise LookupError(f"no version of {name} is registered: run `make run` first")
+    return str(max(int(v.version) for v in versions))
+
+
+def champion_version(client, name: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, CHAMPION).version)
+    except MlflowException:
+        return None
+
+
+def promote(cfg: DictConfig, prepared_dir: Path = Path("outputs/prepare"),
+            out_path: Path = Path("outputs/promote/decision.json")) -> Decision:
+    import mlflow
+
+    tracking.configure()
+    client = mlflow.MlflowClient()
+    name = cfg.tracking.registered_model
+    candidate = resolve_candidate(client, name, cfg.promote.candidate)
+    champion = champion_version(client, name)
+    if champion == candidate:
+        print(f"{name} v{candidate} is already {CHAMPION}")
+        return Decision(candidate, champion, accepted=True)
+    rows = read_jsonl(prepared_dir / "test.jsonl")
+    rows = rows[: cfg.promote.max_examples] if cfg.promote.max_examples else rows
+    lexicon = metrics.value_lexicon(read_jsonl(prepared_dir / "train.jsonl"))
+    scores = {"candidate": score_version(name, candidate, rows, cfg, lexicon)}
+    if champion is not None:
+        scores["champion"] = score_version(name, champion, rows, cfg, lexicon)
+    reasons = gate_failures(scores["candidate"], scores.get("champion"), cfg.promote, cfg.evaluate.objective)
+    decision = Decision(candidate, champion, accepted=not reasons, reasons=reasons, scores=scores)
+    record(client, name, decision, cfg)
+    write_json(out_path, decision.__dict__)
+    return decision
+
+
+def record(client, name: str, decision: Decision, cfg: DictConfig) -> None:
+    """Move the aliases (or tag the rejection) and leave the evidence on the candidate version."""
+    candidate = decision.candidate
+    objective = metrics.objective(decision.scores["candidate"], cfg.evaluate.objective)
+    client.set_model_version_tag(name, candidate, "test_objective", f"{objective:.3f}")
+    if decision.accepted:
+        if decision.champion is not None:
+            client.set_registered_model_alias(name, PREVIOUS, decision.champion)
+        client.set_registered_model_alias(name, CHAMPION, candidate)
+        client.set_model_version_tag(name, candidate, "promotion", "accepted")
+        print(f"{name} v{candidate} is now {CHAMPION}"
+              + (f"; v{decision.champion} is {PREVIOUS}" if decision.champion else ""))
+    else:
+        client.set_model_version_tag(name, candidate, "promotion", "rejected")
+        client.set_model_version_tag(name, candidate, "rejected", "; ".join(decision.reasons)[:5000])
+        print(f"{name} v{candidate} rejected: " + "; ".join(decision.reasons))

@@ -1,0 +1,143 @@
+"""Gated promotion on the tiny pipeline's registry, then `mlflow models serve` of the champion on loopback.
+Candidates are made worse or better by construction: the same greedy model with fewer or more new tokens,
+judged on avg_length with no tolerance (a longer greedy continuation extends the shorter one)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import mlflow
+import pytest
+from conftest import BIN, run
+from omegaconf import OmegaConf
+
+from reasongen.promote import gate_failures
+
+NAME = "reasongen-adgen"
+GATES = ["promote.max_examples=6", "promote.tolerance=0", "evaluate.objective.name=avg_length",
+         "promote.max_hallucination_rate=100", "promote.max_violation_rate=100",
+         "promote.min_aspect_accuracy=0", "promote.min_length_accuracy=0"]
+
+
+def register(work, env, max_new_tokens: int) -> str:
+    run([sys.executable, "-m", "reasongen", "stage", "register", "generation.do_sample=false",
+         f"generation.max_new_tokens={max_new_tokens}"], work, env)
+    return int(json.loads((work / "outputs/register/registered.json").read_text())["version"])
+
+
+def promote(work, env, version: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "reasongen", "promote", f"promote.candidate={version}", *GATES],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def registry(pipeline):
+    work, env = pipeline
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}",
+                                 registry_uri=f"sqlite:///{work / 'mlflow.db'}")
+    return work, env, client
+
+
+def test_gate_on_hand_made_scores() -> None:
+    gates = OmegaConf.create({"tolerance": 1.0, "max_hallucination_rate": 5, "max_violation_rate": 5,
+                              "min_aspect_accuracy": 50, "min_length_accuracy": 50})
+    objective = {"name": "combined", "coverage_weight": 0.2, "hallucination_weight": 1.0}
+    good = {"bleu4": 5, "rougeL": 20, "coverage": 90, "hallucination_rate": 1, "violation_rate": 0,
+            "aspect_accuracy": 80, "length_accuracy": None}
+    assert gate_failures(good, None, gates, objective) == []
+    assert gate_failures(good, {**good, "bleu4": 5.9}, gates, objective) == []  # within tolerance
+    worse = {**good, "bleu4": 2, "violation_rate": 9, "aspect_accuracy": 10}
+    reasons = gate_failures(worse, good, gates, objective)
+    assert len(reasons) == 3 and reasons[0].startswith("objective")
+
+
+def test_first_candidate_becomes_champion(registry) -> None:
+    work, env, client = registry
+    version = register(work, env, 8)
+    result = promote(work, env, version)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert client.get_model_version_by_alias(NAME, "champion").version == version
+
+
+def test_worse_candidate_is_rejected_with_reasons(registry) -> None:
+    work, env, client = registry
+    champion = client.get_model_version_by_alias(NAME, "champion").version
+    worse = register(work, env, 1)
+    result = promote(work, env, worse)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert client.get_model_version_by_alias(NAME, "champion").version == champion
+    tags = client.get_model_version(NAME, worse).tags
+    assert tags["promotion"] == "rejected" and tags["rejected"].startswith("objective")
+
+
+def test_better_candidate_takes_champion_and_old_one_keeps_previous(registry) -> None:
+    work, env, client = registry
+    champion = client.get_model_version_by_alias(NAME, "champion").version
+    better = register(work, env, 16)
+    result = promote(work, env, better)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert client.get_model_version_by_alias(NAME, "champion").version == better
+    assert client.get_model_version_by_alias(NAME, "previous").version == champion
+    lineage = client.get_model_version(NAME, better).tags
+    assert {"git_commit", "data_hash", "config_hash", "source_run_id"} <= set(lineage)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def post(url: str, body: bytes) -> tuple[int, str]:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_served_champion_answers_and_refuses_malformed_requests(registry) -> None:
+    work, env, client = registry
+    client.get_model_version_by_alias(NAME, "champion")  # the previous tests left one
+    port = free_port()
+    serve_env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
+                 "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    server = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{NAME}@champion",
+                               "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
+                              cwd=work, env=serve_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 180
+        while True:
+            assert server.poll() is None, server.stdout.read().decode()[-3000:]
+            try:
+                with urllib.request.urlopen(f"{base}/ping", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            assert time.time() < deadline, "the model server did not come up within 180 s"
+            time.sleep(2)
+        good = json.dumps({"dataframe_records": [{"content": "类型#裙*颜色#蓝色*风格#清新", "aspect": "显瘦"}]},
+                          ensure_ascii=False).encode()
+        status, text = post(f"{base}/invocations", good)
+        assert status == 200, text
+        predictions = json.loads(text)["predictions"]
+        assert len(predictions) == 1 and isinstance(predictions[0], str)
+        status, _ = post(f"{base}/invocations", json.dumps({"dataframe_records": [{"colour": "蓝"}]}).encode())
+        assert 400 <= status < 500
+        status, _ = post(f"{base}/invocations", b"{not json")
+        assert 400 <= status < 500
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
