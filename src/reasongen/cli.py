@@ -29,6 +29,12 @@ def offline_defaults() -> None:
         os.environ.setdefault(name, value)
 
 
+def add_command(commands, name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    """A subcommand whose --help shows its description and the examples."""
+    return commands.add_parser(name, help=summary, description=description, epilog=EPILOG,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reasongen",
@@ -38,33 +44,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    params = commands.add_parser(
-        "params", help="compose conf/ (+ Hydra overrides) into params.yaml",
-        description="Compose conf/config.yaml with Hydra overrides and write params.yaml, which dvc.yaml reads.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    params = add_command(
+        commands, "params", "compose conf/ (+ Hydra overrides) into params.yaml",
+        "Compose conf/config.yaml with Hydra overrides and write params.yaml, which dvc.yaml reads.")
     params.add_argument("overrides", nargs="*",
                         help="Hydra overrides, e.g. peft=lora finetune.epochs=2 experiment=tiny")
     params.add_argument("--output", default="params.yaml", help="file to write (default: params.yaml)")
     params.add_argument("--check", action="store_true", help="exit 1 if the file differs from what conf/ composes")
 
-    data = commands.add_parser("data", help="materialise the raw data selected by data.source into data/",
-                               description="Copy the configured raw data (shared copy, your JSON Lines file, or a hub "
-                               "dataset) to data/advertisegen.jsonl; data.dvc then pins its hash.")
+    data = add_command(commands, "data", "materialise the raw data selected by data.source into data/",
+                       "Copy the configured raw data (shared copy, your JSON Lines file, or a hub "
+                       "dataset) to data/advertisegen.jsonl; data.dvc then pins its hash.")
     data.add_argument("--params", default="params.yaml")
     data.add_argument("--output", default="data/advertisegen.jsonl")
 
-    stage = commands.add_parser("stage", help="run one pipeline stage (what dvc.yaml calls)",
-                                description="Run one DVC stage with params.yaml: " + ", ".join(STAGES))
+    stage = add_command(commands, "stage", "run one pipeline stage (what dvc.yaml calls)",
+                        "Run one DVC stage with params.yaml: " + ", ".join(STAGES))
     stage.add_argument("name", choices=STAGES)
     stage.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     stage.add_argument("overrides", nargs="*", help="dotlist overrides on top of params, e.g. finetune.epochs=1")
 
-    generate = commands.add_parser(
-        "generate", help="write a text for each product in a JSON Lines file",
-        description="Each input line is AdvertiseGen-style: {\"content\": \"类型#裙*颜色#蓝色*...\"} plus optional "
+    generate = add_command(
+        commands, "generate", "write a text for each product in a JSON Lines file",
+        "Each input line is AdvertiseGen-style: {\"content\": \"类型#裙*颜色#蓝色*...\"} plus optional "
         "controls aspect (e.g. 显瘦), length_bucket (short|medium|long), keywords (list); other fields are ignored. "
-        "Each output line is {\"prediction\": \"...\"}, in input order.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "Each output line is {\"prediction\": \"...\"}, in input order.")
     generate.add_argument("--model", required=True,
                           help="models:/reasongen-adgen/latest, models:/reasongen-adgen@champion, runs:/..., "
                           "or a model folder (outputs/finetune/model)")
@@ -76,12 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--greedy", action="store_true", help="greedy decoding instead of the model's saved settings")
     generate.add_argument("--batch-size", type=int, help="generation batch size")
 
-    evaluate = commands.add_parser(
-        "evaluate", help="score predictions against AdvertiseGen-format references",
-        description="Scores {\"prediction\"} lines against references ({\"content\", \"summary\"}, optional "
+    evaluate = add_command(
+        commands, "evaluate", "score predictions against AdvertiseGen-format references",
+        "Scores {\"prediction\"} lines against references ({\"content\", \"summary\"}, optional "
         "controls) line by line: BLEU-4, ROUGE-1/2/L, distinct-n, coverage, hallucination, control accuracy, "
-        "advertising-law violations. Prints the metrics and writes them as JSON.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "advertising-law violations. Prints the metrics and writes them as JSON.")
     evaluate.add_argument("--predictions", required=True, type=Path)
     evaluate.add_argument("--references", required=True, type=Path)
     evaluate.add_argument("--output", type=Path, help="metrics JSON (default: <predictions>.metrics.json)")
@@ -89,21 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
                           help="training rows for the attribute-value lexicon of the hallucination metric "
                           "(default: outputs/prepare/train.jsonl; the references are used if it is missing)")
     evaluate.add_argument("--params", default="params.yaml", help="for length bounds and hallucination keys")
-    sweep = commands.add_parser(
-        "sweep", help="Optuna search over Hydra overrides (resumable, failure-tolerant, tracked in MLflow)",
-        description="Runs the study conf/hparams_search/default.yaml on top of the pipeline's base model "
+    sweep = add_command(
+        commands, "sweep", "Optuna search over Hydra overrides (resumable, failure-tolerant, tracked in MLflow)",
+        "Runs the study conf/hparams_search/default.yaml on top of the pipeline's base model "
         "(run `dvc repro base_model` first; `make sweep` does). Running it again continues the same study up to "
-        "hparams_search.n_trials. Trials are scored on the validation split.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "hparams_search.n_trials. Trials are scored on the validation split.")
     sweep.add_argument("overrides", nargs="*", help="Hydra overrides for every trial and for the search itself")
     sweep.add_argument("--workdir", type=Path, default=Path("outputs/sweep"), help="trial outputs")
 
-    promote = commands.add_parser(
-        "promote", help="gate a registered version against the champion and move the alias",
-        description="Scores promote.candidate (default: the latest version) and the current champion on the test "
+    promote = add_command(
+        commands, "promote", "gate a registered version against the champion and move the alias",
+        "Scores promote.candidate (default: the latest version) and the current champion on the test "
         "split; if the candidate passes every gate in conf/promote/, alias champion moves to it and the old "
-        "champion keeps `previous`; otherwise it is tagged rejected with the reasons. Exit code 1 on rejection.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "champion keeps `previous`; otherwise it is tagged rejected with the reasons. Exit code 1 on rejection.")
     promote.add_argument("--params", default="params.yaml")
     promote.add_argument("overrides", nargs="*", help="dotlist overrides, e.g. promote.candidate=3 promote.tolerance=0")
     return parser
