@@ -11,7 +11,6 @@ from reasongen.modeling import model_io
 from reasongen.modeling.generation import generate_texts
 from reasongen.modeling.prompts import prompt_for_row
 
-INPUT_COLUMNS = ("content", "aspect", "length_bucket", "keywords")
 ARTIFACT_KEY = "model_dir"
 
 
@@ -48,12 +47,21 @@ def load_generator(model: str) -> Generator:
     return mlflow.pyfunc.load_model(model).unwrap_python_model().generator
 
 
+def _text(value: Any) -> str | None:
+    """A request field as text; pandas fills fields a row leaves out with NaN / None."""
+    return value.strip() or None if isinstance(value, str) else None
+
+
 def _as_row(record: dict[str, Any]) -> dict[str, Any]:
+    """A request record as a generation row; keywords may be a list or one comma-separated string."""
     keywords = record.get("keywords")
     if isinstance(keywords, str):
-        keywords = [word for word in keywords.replace("，", ",").replace("、", ",").split(",") if word.strip()]
-    return {"content": record["content"], "aspect": record.get("aspect"),
-            "length_bucket": record.get("length_bucket"), "keywords": list(keywords) if keywords is not None else []}
+        keywords = keywords.replace("，", ",").replace("、", ",").split(",")
+    if not isinstance(keywords, list):
+        keywords = []  # absent, or NaN where other rows of the request give keywords
+    words = [word.strip() for word in keywords if isinstance(word, str) and word.strip()]
+    return {"content": record["content"], "aspect": _text(record.get("aspect")),
+            "length_bucket": _text(record.get("length_bucket")), "keywords": words}
 
 
 class ReasonGenModel(mlflow.pyfunc.PythonModel):
