@@ -67,3 +67,12 @@ def test_apply_overrides_on_composed_params_matches_hydra() -> None:
     assert applied.finetune.lr == 1e-07
     assert to_container(applied) == to_container(composed)
     assert base.peft.method == "lora"  # the input is left alone
+
+
+@pytest.mark.parametrize("option", options("hparams_search"))
+def test_every_search_space_composes_and_is_well_formed(option: str) -> None:
+    search = compose([f"+hparams_search={option}"], config_dir=CONF).hparams_search
+    assert search.n_trials > 0 and search.study_name and search.direction in ("maximize", "minimize")
+    for name, spec in search.space.items():
+        assert spec.type in ("categorical", "int", "float"), name
+        assert ("choices" in spec) == (spec.type == "categorical"), name
