@@ -85,13 +85,7 @@ def evaluate(args: argparse.Namespace) -> int:
         return 2
     cfg = load_params(args.params) if Path(args.params).exists() else compose()
     train = read_jsonl(args.train) if args.train.exists() else references
-    scores = metrics.score(
-        predictions,
-        references,
-        value_lexicon=metrics.value_lexicon(train),
-        length_bounds=list(cfg.data.controls.length_bounds),
-        hallucination_keys=list(cfg.evaluate.hallucination_keys),
-    )
+    scores = metrics.score(predictions, references, **metrics.options(cfg, metrics.value_lexicon(train)))
     output = args.output or args.predictions.with_suffix(".metrics.json")
     write_json(output, scores)
     print(json.dumps(scores, ensure_ascii=False, indent=2))

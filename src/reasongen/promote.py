@@ -51,8 +51,7 @@ def score_version(name: str, version: str, rows: list[dict], cfg: DictConfig, le
 
     generator = load_generator(f"models:/{name}/{version}")
     texts = generator.generate(rows)
-    return metrics.score(texts, rows, value_lexicon=lexicon, length_bounds=list(cfg.data.controls.length_bounds),
-                         hallucination_keys=list(cfg.evaluate.hallucination_keys))
+    return metrics.score(texts, rows, **metrics.options(cfg, lexicon))
 
 
 def resolve_candidate(client, name: str, candidate: str | int) -> str:

@@ -105,9 +105,7 @@ class Sweep:
                              callbacks=[pruning])
                 generator = Generator.from_dir(out_dir / "model", dict(cfg.generation))
                 texts = generator.generate(self.val_rows, progress=False)
-                scores = metrics.score(texts, self.val_rows, value_lexicon=self.lexicon,
-                                       length_bounds=list(cfg.data.controls.length_bounds),
-                                       hallucination_keys=list(cfg.evaluate.hallucination_keys))
+                scores = metrics.score(texts, self.val_rows, **metrics.options(cfg, self.lexicon))
                 value = metrics.objective(scores, cfg.evaluate.objective)
             except optuna.TrialPruned:
                 mlflow.set_tag("optuna_state", "pruned")

@@ -39,6 +39,12 @@ def value_lexicon(train_rows: Iterable[Row]) -> dict[str, list[str]]:
     return {key: sorted(found) for key, found in sorted(lexicon.items())}
 
 
+def options(cfg: Any, value_lexicon: dict[str, list[str]]) -> dict[str, Any]:
+    """score's keyword arguments from the composed config: the one mapping of config to scoring."""
+    return {"value_lexicon": value_lexicon, "length_bounds": list(cfg.data.controls.length_bounds),
+            "hallucination_keys": list(cfg.evaluate.hallucination_keys)}
+
+
 def score(
     predictions: list[str],
     rows: list[Row],

@@ -83,9 +83,7 @@ def run(
     if cfg.evaluate.max_examples:
         test = test[: cfg.evaluate.max_examples]
     outputs = system_predictions(cfg, model_dir, train, test)
-    options = {"value_lexicon": metrics.value_lexicon(train),
-               "length_bounds": list(cfg.data.controls.length_bounds),
-               "hallucination_keys": list(cfg.evaluate.hallucination_keys)}
+    options = metrics.options(cfg, metrics.value_lexicon(train))
     table = {system: metrics.score(texts, test, use_controls=cfg.evaluate.use_controls, **options)
              for system, texts in outputs.items()}
     table["references"] = metrics.score_references(test, **options)
