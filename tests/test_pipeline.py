@@ -14,7 +14,13 @@ from conftest import BIN, TINY_ROWS, run
 def test_repro_writes_metrics_for_model_and_baselines(pipeline) -> None:
     work, _ = pipeline
     table = json.loads((work / "outputs/evaluate/metrics.json").read_text())
-    assert set(table) == {"model", "retrieval", "template", "references"}
+    ablation = yaml.safe_load((work / "params.yaml").read_text())["evaluate"]["decoding_ablation"]
+    assert set(table) == {"model", "retrieval", "template", "references"} | {f"decoding_{n}" for n in ablation}
+    # the configured decoding repairs what no candidate got right: all values named, no rule broken
+    assert table["model"]["coverage"] == 100.0
+    assert table["model"]["violation_rate"] == 0.0 and table["model"]["hallucination_rate"] == 0.0
+    report = (work / "outputs/evaluate/sample_report.md").read_text(encoding="utf-8")
+    assert report.count("\n## ") == min(table["model"]["n"], 4)  # evaluate.sample_rows of the tiny preset
     for system in ("model", "retrieval", "template"):
         for metric in ("bleu4", "rougeL", "coverage", "hallucination_rate", "violation_rate", "distinct2"):
             assert table[system][metric] is not None and 0 <= table[system][metric] <= 100

@@ -62,7 +62,8 @@ class TemplateBaseline:
     """A fixed fill-in sentence that names every attribute value verbatim once (coverage 100%, no claims)."""
 
     TYPE_KEY = "类型"
-    PHRASES = {"风格": "{}风格", "材质": "采用{}面料", "颜色": "{}配色", "图案": "{}元素", "版型": "{}版型"}
+    PHRASES = {"类型": "这款{}", "风格": "{}风格", "材质": "采用{}面料", "颜色": "{}配色", "图案": "{}元素",
+               "版型": "{}版型"}
     OTHER = "{}设计"  # 裙款式 / 衣领型 / 裤长 / ...: "拼接设计", "v领设计", "九分裤设计"
     CLOSING = "细节处理用心，上身自然大方，日常穿着轻松有型。"
 
@@ -72,10 +73,11 @@ class TemplateBaseline:
         opening = "这款" + ("、".join(dict.fromkeys(kinds)) or "单品")
         return "，".join([opening, *self.phrases(pairs), self.CLOSING])
 
-    def phrases(self, pairs: Attributes) -> list[str]:
-        """One phrase per distinct non-type value, in input order (a value under two keys is named once)."""
+    def phrases(self, pairs: Attributes, keep_type: bool = False) -> list[str]:
+        """One phrase per distinct value, in input order (a value under two keys is named once); type values
+        are left to the opening unless keep_type."""
         first_key: dict[str, str] = {}
         for key, value in pairs:
-            if key != self.TYPE_KEY:
+            if key != self.TYPE_KEY or keep_type:
                 first_key.setdefault(value, key)
         return [self.PHRASES.get(key, self.OTHER).format(value) for value, key in first_key.items()]

@@ -8,19 +8,22 @@ from typing import Any
 import mlflow.pyfunc
 
 from reasongen.modeling import model_io
-from reasongen.modeling.generation import generate_texts
+from reasongen.modeling.generation import generate_candidates
 from reasongen.modeling.prompts import prompt_for_row
+from reasongen.modeling.selection import Checks, choose
 
 ARTIFACT_KEY = "model_dir"
 
 
 class Generator:
-    """Rows in the AdvertiseGen format (+ optional controls) -> texts, with the decoding saved beside the model."""
+    """Rows in the AdvertiseGen format (+ optional controls) -> texts, with the decoding saved beside the model:
+    `num_candidates` samples (+ the greedy text) per row, one chosen by `selection`, then `repair`."""
 
-    def __init__(self, model, tokenizer, generation: dict[str, Any]):
+    def __init__(self, model, tokenizer, generation: dict[str, Any], checks: Checks | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.generation = dict(generation)
+        self.checks = checks or Checks()
 
     @classmethod
     def from_dir(cls, model_dir: str | Path, generation: dict[str, Any] | None = None) -> Generator:
@@ -28,13 +31,31 @@ class Generator:
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
         model, tokenizer, meta = model_io.load_model(model_dir, device)
-        return cls(model, tokenizer, {"max_source_length": meta.get("max_source_length"), **(generation or {})})
+        generation = {"max_source_length": meta.get("max_source_length"), **(generation or {})}
+        checks = Checks(value_lexicon=meta.get("value_lexicon") or {},
+                        checked_keys=tuple(generation.get("checked_keys") or Checks.checked_keys),
+                        length_bounds=tuple(meta.get("length_bounds") or Checks.length_bounds))
+        return cls(model, tokenizer, generation, checks)
+
+    def candidates(self, rows: list[dict[str, Any]], use_controls: bool = True, progress: bool = True,
+                   **overrides: Any) -> list[list[str]]:
+        """Every candidate text of every row (num_candidates samples, then the greedy text if include_greedy)."""
+        prompts = [prompt_for_row(row, use_controls) for row in rows]
+        return generate_candidates(self.model, self.tokenizer, prompts, {**self.generation, **overrides},
+                                   progress=progress)
+
+    def choose(self, rows: list[dict[str, Any]], candidates: list[list[str]], use_controls: bool = True,
+               **overrides: Any) -> list[str]:
+        """One text per row from its candidates, by the configured selection and repair. Without controls the
+        rows' aspect / length requests are not the model's to meet, so selection ignores them."""
+        cfg = {**self.generation, **overrides}
+        targets = rows if use_controls else [{"content": row["content"]} for row in rows]
+        return choose(candidates, targets, self.checks, cfg.get("selection"), cfg.get("repair"))
 
     def generate(self, rows: list[dict[str, Any]], use_controls: bool = True, progress: bool = True,
                  **overrides: Any) -> list[str]:
-        prompts = [prompt_for_row(row, use_controls) for row in rows]
-        return generate_texts(self.model, self.tokenizer, prompts, {**self.generation, **overrides},
-                              progress=progress)
+        found = self.candidates(rows, use_controls, progress, **overrides)
+        return self.choose(rows, found, use_controls, **overrides)
 
 
 def load_generator(model: str) -> Generator:

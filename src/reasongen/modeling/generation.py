@@ -24,20 +24,51 @@ def generate_texts(
     *,
     progress: bool = True,
 ) -> list[str]:
-    """Generate one text per prompt. Batches are formed from prompts of similar length (less padding)."""
+    """Generate one text per prompt with the configured decoding (the first candidate when several are asked)."""
+    return [found[0] for found in generate_candidates(model, tokenizer, prompts, {**generation_cfg,
+                                                                                  "num_candidates": 1,
+                                                                                  "include_greedy": False},
+                                                      progress=progress)]
+
+
+def generate_candidates(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    generation_cfg: dict[str, Any],
+    *,
+    progress: bool = True,
+) -> list[list[str]]:
+    """Candidate texts per prompt: `num_candidates` samples (one text without do_sample) and, with include_greedy,
+    the greedy text appended last. `batch_size` counts sequences, so a batch holds batch_size // n prompts."""
     if not prompts:
         return []
+    # without sampling every decoding of a prompt is the same text: make it once
+    n = max(1, int(generation_cfg.get("num_candidates", 1))) if generation_cfg.get("do_sample") else 1
+    found: list[list[str]] = [[] for _ in prompts]
+    runs = [(generation_cfg, n)]
+    if generation_cfg.get("include_greedy"):
+        runs.append(({**generation_cfg, "do_sample": False, "num_beams": 1}, 1))
+    for cfg, count in runs:
+        for index, texts in enumerate(_decode_all(model, tokenizer, prompts, cfg, count, progress)):
+            found[index].extend(texts)
+    return found
+
+
+def _decode_all(model, tokenizer, prompts: Sequence[str], generation_cfg: dict[str, Any], count: int,
+                progress: bool) -> list[list[str]]:
+    """`count` texts per prompt with one decoding setting, batched by prompt length, in input order."""
     device = next(model.parameters()).device
-    batch_size = int(generation_cfg.get("batch_size", 16))
+    per_batch = max(1, int(generation_cfg.get("batch_size", 16)) // count)
     kwargs = {key: generation_cfg[key] for key in GENERATE_KEYS if key in generation_cfg}
     if not kwargs.get("do_sample"):
         kwargs = {k: v for k, v in kwargs.items() if k not in ("top_p", "temperature", "top_k")}
     torch.manual_seed(int(generation_cfg.get("seed", 0)))
     max_source = generation_cfg.get("max_source_length")
     encoded = [encode_prompt(tokenizer, prompt, max_source) for prompt in prompts]
-    outputs: list[str] = [""] * len(prompts)
+    outputs: list[list[str]] = [[] for _ in prompts]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    batches = length_batches([len(ids) for ids in encoded], batch_size, same_length=virtual_tokens_first(model))
+    batches = length_batches([len(ids) for ids in encoded], per_batch, same_length=virtual_tokens_first(model))
     with torch.inference_mode():
         for batch in tqdm(batches, desc="generate", unit="batch", disable=not progress):
             input_ids, attention_mask = left_pad([encoded[i] for i in batch], pad_id, device)
@@ -47,10 +78,13 @@ def generate_texts(
                 pad_token_id=pad_id,
                 eos_token_id=tokenizer.eos_token_id,
                 use_cache=True,
+                num_return_sequences=count,
                 **kwargs,
             )
+            # generate returns the `count` sequences of each prompt next to each other
             for row, index in enumerate(batch):
-                outputs[index] = decode(tokenizer, generated[row, input_ids.size(1) :])
+                for sequence in generated[row * count : (row + 1) * count]:
+                    outputs[index].append(decode(tokenizer, sequence[input_ids.size(1) :]))
     return outputs
 
 

@@ -8,12 +8,14 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from reasongen import baselines, metrics
+from reasongen import baselines, metrics, sample_report
+from reasongen.config import to_container
 from reasongen.controls import find_violations
 from reasongen.io import read_jsonl, write_json, write_jsonl
+from reasongen.modeling.selection import Checks
 from reasongen.seeding import seed_everything
 
-SYSTEMS = ("model", "retrieval", "template")
+SYSTEMS = ("model", "retrieval", "template")  # the systems whose texts predictions.jsonl and the plots keep
 TABLE_METRICS = ("bleu4", "rouge1", "rouge2", "rougeL", "distinct1", "distinct2", "unique_ratio", "coverage",
                  "hallucination_rate", "aspect_accuracy", "length_accuracy", "keyword_recall", "violation_rate",
                  "avg_length")
@@ -29,15 +31,34 @@ def reference_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def system_predictions(cfg: DictConfig, model_dir: Path, train: list[dict], test: list[dict]) -> dict[str, list[str]]:
-    """Texts from the fine-tuned model and from both baselines, for every test row."""
+    """Texts from the fine-tuned model (configured decoding, and each decoding of the ablation from the same
+    candidates) and from both baselines, for every test row."""
     from reasongen.serving import Generator
 
     generator = Generator.from_dir(model_dir, generation=dict(cfg.generation))
-    return {
-        "model": generator.generate(test, use_controls=cfg.evaluate.use_controls),
-        "retrieval": baselines.predict_all(baselines.RetrievalBaseline(train), test),
-        "template": baselines.predict_all(baselines.TemplateBaseline(), test),
-    }
+    use_controls = cfg.evaluate.use_controls
+    found = generator.candidates(test, use_controls=use_controls)
+    outputs = {"model": generator.choose(test, found, use_controls)}
+    for name, spec in to_container(cfg.evaluate.decoding_ablation).items():
+        pool, overrides = ablation_pool(found, spec, bool(cfg.generation.include_greedy))
+        if pool is not None:
+            outputs[f"decoding_{name}"] = generator.choose(test, pool, use_controls, **overrides)
+    outputs["retrieval"] = baselines.predict_all(baselines.RetrievalBaseline(train), test)
+    outputs["template"] = baselines.predict_all(baselines.TemplateBaseline(), test)
+    return outputs
+
+
+def ablation_pool(found: list[list[str]], spec: dict[str, Any], has_greedy: bool):
+    """(candidates, selection/repair overrides) for one decoding of the ablation. `candidates: first` is one sample
+    (the published decoding), `greedy` the greedy text, both as they are; `all` (default) every candidate, chosen
+    with the spec's selection / repair in place of the configured ones. None when the greedy text was not made."""
+    which = spec.get("candidates", "all")
+    if which == "all":
+        return found, {key: spec[key] for key in ("selection", "repair") if key in spec}
+    if which == "greedy" and not has_greedy:
+        return None, {}
+    pick = 0 if which == "first" else -1
+    return [[texts[pick]] for texts in found], {"selection": {}, "repair": {}}
 
 
 def markdown_table(table: dict[str, dict[str, Any]]) -> str:
@@ -92,9 +113,14 @@ def run(
     write_jsonl(out_dir / "predictions.jsonl", (
         {"id": row["id"], "content": row["content"], "aspect": row.get("aspect"),
          "length_bucket": row.get("length_bucket"), "keywords": row.get("keywords", []), "reference": row["summary"],
-         **{system: outputs[system][i] for system in SYSTEMS},
+         **{system: texts[i] for system, texts in outputs.items()},
          "violations": find_violations(outputs["model"][i])}
         for i, row in enumerate(test)))
+    report_systems = [name for name in ("model", "decoding_sampling", "retrieval", "template") if name in outputs]
+    checks = Checks(options["value_lexicon"], tuple(options["hallucination_keys"]), tuple(options["length_bounds"]))
+    (out_dir / "sample_report.md").write_text(
+        sample_report.render(read_jsonl(out_dir / "predictions.jsonl"), report_systems, checks,
+                             n=cfg.evaluate.sample_rows, seed=cfg.seed), encoding="utf-8")
     write_plots(out_dir, test, outputs, list(cfg.data.controls.length_bounds))
     print(markdown_table(table))
     return table

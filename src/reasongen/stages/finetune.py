@@ -7,6 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from reasongen import metrics
 from reasongen.config import config_hash, to_container
 from reasongen.io import read_jsonl, write_json
 from reasongen.modeling import model_io, peft_builder
@@ -68,7 +69,10 @@ def run(
         "trust_remote_code": bool(cfg.model.trust_remote_code),
         "max_source_length": finetune.max_source_length,  # generation truncates prompts the same way
     }
-    model_io.save_model(module.model, tokenizer, out_dir / "model", summary)
+    # what the model learned from, for the rules that pick and repair its texts (hallucination, length buckets)
+    rules = {"value_lexicon": metrics.value_lexicon(train_rows),
+             "length_bounds": list(cfg.data.controls.length_bounds)}
+    model_io.save_model(module.model, tokenizer, out_dir / "model", summary | rules)
     write_json(out_dir / "summary.json", summary)
     return summary
 

@@ -2,7 +2,8 @@
 
 import datasets
 import evaluate
-from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
+
+from reasongen.metrics.text_checks import sentence_bleu4
 
 _DESCRIPTION = """BLEU-4 on characters, computed per example with nltk `sentence_bleu([list(ref)], list(pred),
 smoothing_function=SmoothingFunction().method3)` (uniform 4-gram weights) and averaged, ×100.
@@ -10,13 +11,6 @@ The same definition as the published AdvertiseGen numbers (ChatGLM-6B ptuning/ma
 
 _KWARGS = """predictions: list of generated texts; references: list of reference texts (one per prediction).
 Returns {"bleu4": float}."""
-
-
-def sentence_bleu4(prediction: str, reference: str) -> float:
-    """One example's BLEU-4 in [0, 1]; an empty prediction or reference scores 0."""
-    if not prediction or not reference:
-        return 0.0
-    return sentence_bleu([list(reference)], list(prediction), smoothing_function=SmoothingFunction().method3)
 
 
 class BleuChar(evaluate.Metric):

@@ -1,11 +1,12 @@
 """Attribute faithfulness: coverage of the input's values and hallucinated values of closed-set keys."""
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import datasets
 import evaluate
 
-from reasongen.attributes import Attributes, parse_content, values, values_by_key
+from reasongen.attributes import parse_content
+from reasongen.metrics.text_checks import hallucinated_values, value_coverage
 
 _DESCRIPTION = """coverage = mean over texts of the share of the input's distinct attribute values that occur
 verbatim in the text, ×100.
@@ -19,37 +20,7 @@ _KWARGS = """predictions: list of generated texts; contents: the input attribute
 value_lexicon: {key: [known values]} from the training split (None: no hallucination figures);
 hallucination_keys: keys with a closed set of values (default ["颜色", "材质"])."""
 
-_MASK = "\x00"  # cannot occur in text, and breaks adjacency so masking never creates a new match
 DEFAULT_KEYS = ("颜色", "材质")
-
-
-def value_coverage(text: str, pairs: Attributes) -> float:
-    """Share of the distinct input values that occur verbatim in text, in [0, 1]."""
-    wanted = values(pairs)
-    return sum(1 for value in wanted if value in text) / len(wanted) if wanted else 1.0
-
-
-def mask(text: str, words: Iterable[str]) -> str:
-    """text with each word replaced by the mask, longest first."""
-    for word in sorted(words, key=lambda w: (-len(w), w)):
-        text = text.replace(word, _MASK)
-    return text
-
-
-def hallucinated_values(
-    text: str, pairs: Attributes, value_lexicon: Mapping[str, Sequence[str]], keys: Iterable[str]
-) -> list[str]:
-    """Lexicon values of the checked keys that the input lists but the text names without the input having them."""
-    own = values(pairs)
-    listed = values_by_key(pairs)
-    candidates = {v for key in keys if key in listed for v in value_lexicon.get(key, ()) if len(v) > 1} - set(own)
-    remaining = mask(text, own)
-    found = []
-    for value in sorted(candidates, key=lambda w: (-len(w), w)):
-        if value in remaining:
-            found.append(value)
-            remaining = remaining.replace(value, _MASK)
-    return found
 
 
 class Faithfulness(evaluate.Metric):

@@ -1,0 +1,115 @@
+"""After sampling: choose one candidate per product (consensus + faithfulness + controls), then repair it.
+
+Selection is minimum-Bayes-risk decoding with a reranker on top: each candidate earns its mean character
+BLEU-4 against the other candidates (the text most others agree with), plus bonuses for attribute coverage and
+met controls, minus penalties for hallucinated values and advertising-law violations. Repair then removes the
+clauses that still break a rule and names the attribute values the text left out, so that what is served is
+faithful and compliant even when no candidate was.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from reasongen.attributes import Attributes, parse_content
+from reasongen.baselines import TemplateBaseline
+from reasongen.controls import detect_aspects, find_violations, length_bucket
+from reasongen.metrics.text_checks import hallucinated_values, sentence_bleu4, value_coverage
+
+# A clause: text up to and including its closing punctuation (the last clause may have none).
+_CLAUSE = re.compile(r"[^，。！？；,!?;~～]+[，。！？；,!?;~～]*")
+_ENDINGS = "，。！？；,!?;~～ "
+
+
+@dataclass(frozen=True)
+class Checks:
+    """What the rules need beyond a candidate and its row: the training split's known values of each key,
+    the keys whose other values count as hallucinations, and the length buckets' bounds."""
+
+    value_lexicon: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    checked_keys: Sequence[str] = ("颜色", "材质")
+    length_bounds: Sequence[int] = (100, 125)
+
+
+def consensus(candidates: Sequence[str]) -> list[float]:
+    """Each candidate's mean BLEU-4 against the others (MBR with BLEU as utility); 0 for a lone candidate."""
+    n = len(candidates)
+    if n < 2:
+        return [0.0] * n
+    pair = {}
+    for i in range(n):
+        for j in range(n):
+            if i != j:
+                pair[i, j] = sentence_bleu4(candidates[i], candidates[j])
+    return [sum(pair[i, j] for j in range(n) if j != i) / (n - 1) for i in range(n)]
+
+
+def rule_score(text: str, pairs: Attributes, row: Mapping[str, Any], checks: Checks,
+               weights: Mapping[str, float]) -> float:
+    """Coverage and met controls (aspect, share of keywords, length bucket) earn, hallucinated values and
+    violations cost, each by its weight."""
+    score = weights.get("coverage", 0.0) * value_coverage(text, pairs)
+    score -= weights.get("hallucination", 0.0) * len(
+        hallucinated_values(text, pairs, checks.value_lexicon, checks.checked_keys))
+    score -= weights.get("violation", 0.0) * len(find_violations(text))
+    if row.get("aspect"):
+        score += weights.get("aspect", 0.0) * (row["aspect"] in detect_aspects(text))
+    if row.get("keywords"):
+        score += weights.get("keywords", 0.0) * sum(word in text for word in row["keywords"]) / len(row["keywords"])
+    if row.get("length_bucket"):
+        score += weights.get("length", 0.0) * (length_bucket(len(text), checks.length_bounds) == row["length_bucket"])
+    return score
+
+
+def select(candidates: Sequence[str], row: Mapping[str, Any], checks: Checks, weights: Mapping[str, float]) -> str:
+    """The best candidate for row (ties: the earliest). weights: mbr, coverage, hallucination, violation, aspect,
+    keywords, length; all zero picks the first candidate, i.e. plain decoding."""
+    if not candidates:
+        return ""
+    pairs = parse_content(row["content"])
+    agreement = consensus(candidates) if weights.get("mbr", 0.0) else [0.0] * len(candidates)
+    scores = [weights.get("mbr", 0.0) * agreement[i] + rule_score(text, pairs, row, checks, weights)
+              for i, text in enumerate(candidates)]
+    return candidates[max(range(len(candidates)), key=lambda i: (scores[i], -i))]
+
+
+def clauses(text: str) -> list[str]:
+    """text cut after each clause-ending punctuation run; joining them gives text back (less stray spaces)."""
+    return _CLAUSE.findall(text)
+
+
+def repair(text: str, row: Mapping[str, Any], checks: Checks, options: Mapping[str, bool]) -> str:
+    """Drop clauses that break the wording rules or name a value the input contradicts (options
+    drop_violations / drop_hallucinations), then add a short phrase for each input value the text does not
+    name (complete_coverage), in the template baseline's wording."""
+    pairs = parse_content(row["content"])
+    kept = [clause for clause in clauses(text)
+            if not (options.get("drop_violations") and find_violations(clause))
+            and not (options.get("drop_hallucinations")
+                     and hallucinated_values(clause, pairs, checks.value_lexicon, checks.checked_keys))]
+    repaired = "".join(kept)
+    if options.get("complete_coverage"):
+        missing = [(key, value) for key, value in pairs if value not in repaired]
+        if missing:
+            phrases = TemplateBaseline().phrases(missing, keep_type=True)
+            repaired = "，".join([repaired.rstrip(_ENDINGS), *phrases]).lstrip("，") + "。"
+    if repaired != text and repaired and repaired[-1] in "，,;；~～":
+        repaired = repaired[:-1] + "。"
+    return repaired
+
+
+def choose(
+    candidates: Sequence[Sequence[str]],
+    rows: Sequence[Mapping[str, Any]],
+    checks: Checks,
+    selection: Mapping[str, float] | None,
+    repair_options: Mapping[str, bool] | None,
+) -> list[str]:
+    """One text per row: select among its candidates, then repair."""
+    texts = [select(found, row, checks, selection or {}) for found, row in zip(candidates, rows, strict=True)]
+    if not repair_options or not any(repair_options.values()):
+        return texts
+    return [repair(text, row, checks, repair_options) for text, row in zip(texts, rows, strict=True)]

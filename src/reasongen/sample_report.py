@@ -1,0 +1,57 @@
+"""A Markdown report of random test products: attributes, controls, reference and each system's text, with the
+rule breaks marked (advertising-law words in bold brackets, contradicting values struck through)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from reasongen.attributes import parse_content
+from reasongen.controls import banned_patterns, detect_aspects, length_bucket
+from reasongen.metrics.text_checks import hallucinated_values
+from reasongen.modeling.selection import Checks
+
+
+def mark(text: str, pairs, checks: Checks) -> str:
+    """text with violations as **[word]** and hallucinated values as ~~value~~ (Markdown)."""
+    for _, pattern in banned_patterns():
+        text = pattern.sub(lambda m: f"**[{m.group(0)}]**", text)
+    for value in hallucinated_values(text, pairs, checks.value_lexicon, checks.checked_keys):
+        text = text.replace(value, f"~~{value}~~")
+    return text.replace("|", "\\|")
+
+
+def notes(text: str, row: Mapping[str, Any], pairs, checks: Checks) -> str:
+    """What a reader should check: values left out, controls missed."""
+    found = []
+    missing = [value for _, value in pairs if value not in text]
+    if missing:
+        found.append("missing: " + "、".join(dict.fromkeys(missing)))
+    if row.get("aspect") and row["aspect"] not in detect_aspects(text):
+        found.append(f"aspect {row['aspect']} not met")
+    if row.get("length_bucket") and length_bucket(len(text), checks.length_bounds) != row["length_bucket"]:
+        found.append(f"length {len(text)} not {row['length_bucket']}")
+    return "; ".join(found) or "ok"
+
+
+def render(rows: Sequence[Mapping[str, Any]], systems: Sequence[str], checks: Checks, n: int = 20,
+           seed: int = 0) -> str:
+    """The report for n rows drawn at random (seeded) from rows, each holding `reference` and a text per system."""
+    chosen = sorted(random.Random(seed).sample(range(len(rows)), min(n, len(rows))))
+    lines = [f"# Sample report: {len(chosen)} random test products\n",
+             "Violations of the advertising-law list are **[bold in brackets]**, values that contradict the input "
+             "are ~~struck through~~; the notes list input values a text leaves out and controls it misses.\n"]
+    for number, index in enumerate(chosen, start=1):
+        row = rows[index]
+        pairs = parse_content(row["content"])
+        controls = ", ".join(f"{name}: {row[name]}" for name in ("aspect", "length_bucket") if row.get(name))
+        keywords = "、".join(row.get("keywords") or [])
+        lines += [f"## {number}. `{row['content']}`\n",
+                  f"controls: {controls or 'none'}{'; keywords: ' + keywords if keywords else ''}\n",
+                  "| system | text | notes |", "|---|---|---|"]
+        for system in ("reference", *systems):
+            text = row[system]
+            lines.append(f"| {system} | {mark(text, pairs, checks)} | {notes(text, row, pairs, checks)} |")
+        lines.append("")
+    return "\n".join(lines)
