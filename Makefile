@@ -33,10 +33,11 @@ data: $(STAMP)  ## materialise the raw data (data.source in params.yaml) and pin
 	$(BIN)/reasongen data
 	$(BIN)/dvc add -q data
 
-run: data  ## the whole pipeline: dvc repro (prepare -> tokenizer -> base_model -> finetune -> evaluate -> register)
+run: data  ## the whole pipeline: dvc repro (prepare -> ... -> register), then promote the new version if it passes
 	$(BIN)/dvc repro
 	@echo "test-split metrics (outputs/evaluate/metrics.json; all of them: make metrics):"
 	@cat outputs/evaluate/table.md
+	$(BIN)/reasongen promote || echo "the new version stays a candidate: it failed a promotion gate (see above)"
 
 repro: run
 

@@ -16,7 +16,8 @@ Three steps, so that the GPU machine needs neither Hydra nor the metric packages
     python benchmarks/model_ablation.py score --work .gpu/work --results results_dir --out ablation_results.md
 
 Variants (`--variants`, default all): A default; B longer training (pretrain 12, finetune 10 epochs);
-C bert_vocab tokenizer; D 6 layers x 384; E 4 layers x 256; F llama_small; G_<method> PEFT on B's base.
+C bert_vocab tokenizer; D 6 layers x 384; E 4 layers x 256; F llama_small; G_<method> PEFT on B's base;
+H, I, J the trimmed character vocabulary (tokenizer=chars) at CPU-sized and at B's training lengths.
 """
 
 from __future__ import annotations
@@ -49,10 +50,14 @@ VARIANTS: dict[str, tuple[list[str], str, str | None]] = {
         None,
     ),
     "F": (LONG + BIG_BATCH + ["model=llama_small"], "bpe", None),
+    # the character vocabulary trimmed to the training split, at training lengths a 2-core CPU affords
+    "H": (["tokenizer=chars", "pretrain.epochs=4", "finetune.epochs=8"], "chars", None),
+    "I": (["tokenizer=chars", "pretrain.epochs=0", "finetune.epochs=12"], "chars", None),
+    "J": (["tokenizer=chars", "pretrain.epochs=12", "finetune.epochs=10"] + BIG_BATCH, "chars", None),
     **{f"G_{m}": (LONG + BIG_BATCH + [f"peft={m}"], "bpe", "B") for m in PEFT_METHODS},
 }
-TOKENIZERS = {"bpe": [], "bert_vocab": ["tokenizer=bert_vocab"]}
-DECODINGS = ("sampling", "greedy")
+TOKENIZERS = {"bpe": [], "bert_vocab": ["tokenizer=bert_vocab"], "chars": ["tokenizer=chars"]}
+DECODINGS = ("sampling", "greedy", "reranked")  # conf/generation/<name>.yaml
 TABLE = (
     "bleu4",
     "rougeL",
@@ -69,27 +74,14 @@ TABLE = (
 
 
 def compose_variant(params: Path, conf: Path, overrides: list[str]):
-    """The variant's config: params.yaml with Hydra-style overrides; its greedy decoding from generation=greedy."""
+    """The variant's config: params.yaml with Hydra-style overrides, and each decoding of DECODINGS under
+    `decodings` (from conf/generation/<name>.yaml)."""
     from reasongen.config import apply_overrides, load_params
 
     cfg = apply_overrides(load_params(params), overrides, config_dir=conf)
-    greedy = apply_overrides(cfg, ["generation=greedy"], config_dir=conf).generation
-    cfg.greedy_generation = greedy
+    cfg.decodings = {name: apply_overrides(cfg, [f"generation={name}"], config_dir=conf).generation
+                     for name in DECODINGS}
     return cfg
-
-
-def bert_vocab_workaround(cfg, out_dir: Path) -> None:
-    """transformers 5 renamed BertTokenizerFast's `vocab_file` to `vocab`: the stage's `vocab_file=` is ignored
-    and leaves a 5-token vocabulary. Same tokenizer as the stage builds, with the vocabulary passed as `vocab`."""
-    from transformers import BertTokenizerFast
-
-    from reasongen.paths import shared_root
-
-    fixed = BertTokenizerFast(
-        vocab=str(shared_root() / cfg.tokenizer.bert_vocab_file), bos_token="[CLS]", eos_token="[SEP]"
-    )
-    fixed.save_pretrained(str(out_dir))
-    print(f"tokenizer: bert_vocab rebuilt with vocab= (transformers 5), {len(fixed)} tokens -> {out_dir}")
 
 
 def setup(args: argparse.Namespace) -> None:
@@ -102,9 +94,7 @@ def setup(args: argparse.Namespace) -> None:
     prepare.run(base, Path(args.raw), work / "prepare")
     for name, overrides in TOKENIZERS.items():
         cfg = compose_variant(Path(args.params), Path(args.conf), overrides)
-        built = tokenizer.run(cfg, work / "prepare" / "train.jsonl", work / "tokenizer" / name)
-        if name == "bert_vocab" and len(built) < 1000:
-            bert_vocab_workaround(cfg, work / "tokenizer" / name)
+        tokenizer.run(cfg, work / "prepare" / "train.jsonl", work / "tokenizer" / name)
     (work / "configs").mkdir(parents=True, exist_ok=True)
     for name, (overrides, _, _) in VARIANTS.items():
         cfg = compose_variant(Path(args.params), Path(args.conf), overrides)
@@ -201,12 +191,12 @@ def finetune(cfg, work: Path, base_dir: Path, out: Path, scratch: Path) -> dict[
 
 
 def generate(cfg, model_dir: Path, test: list[dict]) -> tuple[dict[str, list[str]], dict[str, float]]:
-    """Test-split texts with controls, for the pipeline's sampling and the greedy preset, with seconds each."""
+    """Test-split texts with controls, for each decoding of DECODINGS, with seconds each."""
     from reasongen.seeding import seed_everything
     from reasongen.serving import Generator
 
     texts, seconds = {}, {}
-    for decoding, settings in (("sampling", cfg.generation), ("greedy", cfg.greedy_generation)):
+    for decoding, settings in cfg.decodings.items():
         seed_everything(settings.seed)
         started = time.perf_counter()
         generator = Generator.from_dir(model_dir, generation=dict(settings))
@@ -225,8 +215,8 @@ def run_variant(name: str, work: Path, scratch: Path, test: list[dict], gen_batc
 
     overrides, tokenizer_name, base_of = VARIANTS[name]
     cfg = OmegaConf.load(work / "configs" / f"{name}.yaml")
-    for settings in (cfg.generation, cfg.greedy_generation):
-        settings.batch_size = gen_batch
+    for settings in cfg.decodings.values():
+        settings.batch_size = gen_batch * settings.get("num_candidates", 1)
     tokenizer_dir = work / "tokenizer" / tokenizer_name
     record: dict[str, Any] = {"variant": name, "overrides": overrides, "started": time.time()}
     base_root = scratch / (base_of or name) / "base_model"
@@ -311,7 +301,8 @@ def load_results(folders: list[Path]) -> tuple[dict[str, dict], dict[str, dict]]
 def score_variant(texts: dict[str, list[str]], test: list[dict], options: dict[str, Any]) -> dict[str, dict]:
     from reasongen import metrics
 
-    return {decoding: metrics.score(texts[decoding], test, use_controls=True, **options) for decoding in DECODINGS}
+    return {decoding: metrics.score(texts[decoding], test, use_controls=True, **options)
+            for decoding in DECODINGS if decoding in texts}
 
 
 def fmt(value: Any, digits: int = 2) -> str:
@@ -337,7 +328,7 @@ def table_row(name: str, summary: dict[str, Any], scores: dict[str, dict] | None
         summary.get("precision"),
     ]
     for decoding in DECODINGS:
-        cells += [fmt(scores[decoding].get(m)) if scores else "–" for m in TABLE]
+        cells += [fmt(scores[decoding].get(m)) if scores and decoding in scores else "–" for m in TABLE]
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -40,12 +41,30 @@ def train_bpe(train_path: Path, vocab_size: int, min_frequency: int):
 
 
 def bert_vocab(vocab_file: Path):
-    """The bert-base-chinese WordPiece vocabulary; [CLS]/[SEP] serve as begin/end of text."""
+    """The bert-base-chinese WordPiece vocabulary (one token per Chinese character); [CLS]/[SEP] serve as
+    begin/end of text."""
     from transformers import BertTokenizerFast
 
     if not vocab_file.exists():
         raise FileNotFoundError(f"{vocab_file} not found: set REASONGEN_SHARED or tokenizer.bert_vocab_file")
-    return BertTokenizerFast(vocab_file=str(vocab_file), bos_token="[CLS]", eos_token="[SEP]")
+    # transformers 5 takes the vocabulary file as `vocab` (`vocab_file=` is ignored: a 5-token vocabulary)
+    return BertTokenizerFast(vocab=str(vocab_file), bos_token="[CLS]", eos_token="[SEP]")
+
+
+def trim_vocab(tokenizer, train_path: Path, out_file: Path):
+    """The WordPiece tokenizer cut down to the special tokens and the tokens the training texts use (a few
+    thousand of bert-base-chinese's 21,128): a smaller embedding and softmax, the same tokenisation for seen text;
+    characters never seen in training become [UNK]."""
+    from transformers import BertTokenizerFast
+
+    used: set[str] = set()
+    for text in training_texts(train_path):
+        used.update(tokenizer.tokenize(text))
+    keep = [token for token in tokenizer.get_vocab() if token in used or token in tokenizer.all_special_tokens]
+    keep.sort(key=tokenizer.convert_tokens_to_ids)  # the original order: specials first
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text("\n".join(keep) + "\n", encoding="utf-8")
+    return BertTokenizerFast(vocab=str(out_file), bos_token="[CLS]", eos_token="[SEP]")
 
 
 def pretrained(name_or_path: str, trust_remote_code: bool):
@@ -61,12 +80,15 @@ def pretrained(name_or_path: str, trust_remote_code: bool):
     return tokenizer
 
 
-def build(cfg: DictConfig, train_path: Path):
+def build(cfg: DictConfig, train_path: Path, work_dir: Path):
     kind = cfg.tokenizer.kind
     if kind == "bpe":
         return train_bpe(train_path, cfg.tokenizer.vocab_size, cfg.tokenizer.min_frequency)
     if kind == "bert_vocab":
-        return bert_vocab(shared_root() / cfg.tokenizer.bert_vocab_file)
+        tokenizer = bert_vocab(shared_root() / cfg.tokenizer.bert_vocab_file)
+        if cfg.tokenizer.get("trim_to_training"):
+            tokenizer = trim_vocab(tokenizer, train_path, work_dir / "trimmed_vocab.txt")
+        return tokenizer
     if kind == "pretrained":
         if not cfg.model.name_or_path:
             raise ValueError("tokenizer.kind=pretrained needs model.name_or_path")
@@ -80,9 +102,10 @@ def run(
     out_dir: Path = Path("outputs/tokenizer"),
 ):
     """Build the tokenizer and save it as a Hugging Face tokenizer folder."""
-    tokenizer = build(cfg, train_path)
-    if tokenizer.eos_token is None:
-        raise ValueError("the tokenizer has no end-of-text token; set one on the pretrained tokenizer")
-    tokenizer.save_pretrained(str(out_dir))
+    with tempfile.TemporaryDirectory() as work_dir:
+        tokenizer = build(cfg, train_path, Path(work_dir))
+        if tokenizer.eos_token is None:
+            raise ValueError("the tokenizer has no end-of-text token; set one on the pretrained tokenizer")
+        tokenizer.save_pretrained(str(out_dir))
     print(f"tokenizer: {cfg.tokenizer.kind}, {len(tokenizer)} tokens -> {out_dir}")
     return tokenizer
