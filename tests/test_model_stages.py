@@ -62,6 +62,31 @@ def test_tokenizer_stage_trains_and_saves_a_lossless_bpe(tiny_cfg, tiny_prepared
     assert tok.decode(tok(held_out, add_special_tokens=False)["input_ids"]) == held_out
 
 
+@pytest.mark.parametrize("trim", [False, True])
+def test_tokenizer_stage_character_vocabulary_full_or_trimmed(tiny_cfg, tiny_prepared, tiny_rows, tmp_path,
+                                                              monkeypatch, trim):
+    """kind=bert_vocab reads a WordPiece vocab.txt under the shared root (here one the test writes: every character
+    of the rows plus some unused ones); trim_to_training keeps only the specials and what training uses."""
+    from transformers import AutoTokenizer
+
+    from reasongen.paths import SHARED_ENV
+
+    used = sorted({ch for row in tiny_rows for field in ("content", "summary") for ch in row[field].lower()} - {" "})
+    unused = ["羊", "毛", "鹅", "绒"]
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    (tmp_path / "vocab.txt").write_text("\n".join(specials + unused + used) + "\n", encoding="utf-8")
+    monkeypatch.setenv(SHARED_ENV, str(tmp_path))
+    cfg = tiny_cfg(tokenizer={"kind": "bert_vocab", "bert_vocab_file": "vocab.txt", "trim_to_training": trim})
+    tokenizer.run(cfg, tiny_prepared / "train.jsonl", tmp_path / "tok")
+    tok = AutoTokenizer.from_pretrained(str(tmp_path / "tok"))
+    assert (tok.bos_token, tok.eos_token, tok.pad_token) == ("[CLS]", "[SEP]", "[PAD]")
+    assert (len(tok) < len(specials) + len(unused) + len(used)) == trim
+    text = tiny_rows[0]["summary"]
+    assert tok.unk_token not in tok.tokenize(text)  # one token per character of the training rows
+    assert len(tok.tokenize(text)) == len(text.replace(" ", ""))
+    assert (tok.tokenize("羊毛") == [tok.unk_token] * 2) == trim  # unused characters: dropped only when trimmed
+
+
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"tokenizer": {"kind": "sentencepiece"}}, "tokenizer.kind='sentencepiece'"),
     ({"tokenizer": {"kind": "pretrained"}}, "needs model.name_or_path"),

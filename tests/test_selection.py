@@ -69,7 +69,7 @@ def test_choose_selects_then_repairs_per_row():
     rows = [ROW, {"content": "类型#裤*颜色#黑色"}]
     candidates = [["红色雪纺裙。", "蓝色雪纺裙，显瘦。"], ["这条裤子很好"]]
     texts = choose(candidates, rows, CHECKS, ALL_RULES, {"complete_coverage": True})
-    assert texts[0] == "蓝色雪纺裙，显瘦。"
+    assert texts[0] == "蓝色雪纺裙，显瘦。"  # the red one would be completed too, but still names red
     assert all(value in texts[1] for _, value in parse_content(rows[1]["content"]))
 
 
@@ -85,3 +85,24 @@ def test_generate_candidates_samples_n_then_greedy(bpe_tokenizer, tiny_rows, tin
     assert any(len(set(texts[:3])) > 1 for texts in found)  # the samples differ: they are samples
     again = generate_candidates(model, bpe_tokenizer, prompts, settings, progress=False)
     assert again == found  # seeded
+
+
+def test_fit_length_drops_trailing_clauses_that_carry_no_value():
+    text = "蓝色雪纺裙，很好看，非常漂亮，适合夏天。"
+    fitted = repair(text, ROW, CHECKS, {"fit_length": True})  # short: at most 10 characters
+    assert len(fitted) <= CHECKS.length_bounds[0] < len(text)
+    assert fitted.startswith("蓝色雪纺裙") and fitted.endswith("。")
+    # a clause naming an input value or the requested aspect is never dropped, even over the bound
+    keep = "这条裙子很好看，颜色是蓝色，面料是雪纺，穿上显瘦。"
+    assert repair(keep, ROW, CHECKS, {"fit_length": True}) == keep
+    assert repair(text, {**ROW, "length_bucket": "long"}, CHECKS, {"fit_length": True}) == text
+
+
+def test_choose_judges_candidates_after_their_repair():
+    options = {"drop_violations": True, "drop_hallucinations": True, "complete_coverage": True, "fit_length": True}
+    candidates = [["红色的裙子，漂亮", "蓝色雪纺裙，显瘦"]]
+    # repaired, the first names blue and chiffon in added phrases and runs past the short bucket; the second fits
+    texts = choose(candidates, [ROW], CHECKS, ALL_RULES, options)
+    scores = metrics.score(texts, [{**ROW, "summary": "蓝色雪纺裙"}], value_lexicon=LEXICON, length_bounds=[10, 20])
+    assert scores["length_accuracy"] == 100 and scores["coverage"] == 100 and scores["hallucination_rate"] == 0
+    assert texts == [repair("蓝色雪纺裙，显瘦", ROW, CHECKS, options)]

@@ -83,8 +83,9 @@ def clauses(text: str) -> list[str]:
 
 def repair(text: str, row: Mapping[str, Any], checks: Checks, options: Mapping[str, bool]) -> str:
     """Drop clauses that break the wording rules or name a value the input contradicts (options
-    drop_violations / drop_hallucinations), then add a short phrase for each input value the text does not
-    name (complete_coverage), in the template baseline's wording."""
+    drop_violations / drop_hallucinations), add a short phrase for each input value the text does not name
+    (complete_coverage), in the template baseline's wording, then drop trailing clauses that name no input value
+    while the text is longer than its requested length bucket (fit_length)."""
     pairs = parse_content(row["content"])
     kept = [clause for clause in clauses(text)
             if not (options.get("drop_violations") and find_violations(clause))
@@ -96,9 +97,26 @@ def repair(text: str, row: Mapping[str, Any], checks: Checks, options: Mapping[s
         if missing:
             phrases = TemplateBaseline().phrases(missing, keep_type=True)
             repaired = "，".join([repaired.rstrip(_ENDINGS), *phrases]).lstrip("，") + "。"
+    if options.get("fit_length") and row.get("length_bucket"):
+        repaired = fit_length(repaired, pairs, row, checks)
     if repaired != text and repaired and repaired[-1] in "，,;；~～":
         repaired = repaired[:-1] + "。"
     return repaired
+
+
+def fit_length(text: str, pairs: Attributes, row: Mapping[str, Any], checks: Checks) -> str:
+    """Drop clauses, last first, that name no input value and not the requested aspect, until the text is no
+    longer than its requested bucket allows (texts that are too short are left as they are)."""
+    limit = dict(zip(("short", "medium"), checks.length_bounds, strict=True)).get(row["length_bucket"])
+    parts = clauses(text)
+    aspect = row.get("aspect")
+    for index in range(len(parts) - 1, 0, -1):  # the opening clause stays
+        if limit is None or len("".join(parts)) <= limit:
+            break
+        clause = parts[index]
+        if not any(value in clause for _, value in pairs) and not (aspect and aspect in detect_aspects(clause)):
+            del parts[index]
+    return "".join(parts)
 
 
 def choose(
@@ -108,8 +126,9 @@ def choose(
     selection: Mapping[str, float] | None,
     repair_options: Mapping[str, bool] | None,
 ) -> list[str]:
-    """One text per row: select among its candidates, then repair."""
-    texts = [select(found, row, checks, selection or {}) for found, row in zip(candidates, rows, strict=True)]
-    if not repair_options or not any(repair_options.values()):
-        return texts
-    return [repair(text, row, checks, repair_options) for text, row in zip(texts, rows, strict=True)]
+    """One text per row: repair every candidate (when repair is on), then select among the repaired ones, so that
+    what the rules and the length bucket judge is the text that will be served."""
+    if repair_options and any(repair_options.values()):
+        candidates = [[repair(text, row, checks, repair_options) for text in found]
+                      for found, row in zip(candidates, rows, strict=True)]
+    return [select(found, row, checks, selection or {}) for found, row in zip(candidates, rows, strict=True)]
