@@ -141,3 +141,27 @@ def test_served_champion_answers_and_refuses_malformed_requests(registry) -> Non
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def test_recorded_scores_stand_in_only_for_the_same_test_rows(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from reasongen import promote, tracking
+    from reasongen.config import compose, flatten
+
+    cfg = compose(["experiment=tiny"])
+    params = {key: str(value) for key, value in flatten(cfg).items()}
+    run = SimpleNamespace(data=SimpleNamespace(tags={"data_hash": "abc"}, params=params,
+                                               metrics={"model/bleu4": 8.5, "retrieval/bleu4": 5.0}))
+    client = SimpleNamespace(get_model_version=lambda name, version: SimpleNamespace(tags={"source_run_id": "r1"}),
+                             get_run=lambda run_id: run)
+    monkeypatch.setattr(tracking, "data_hash", lambda: "abc")
+    assert promote.recorded_scores(client, "m", "1", cfg) == {"bleu4": 8.5}
+    cfg.promote.max_examples = 5  # promotion would score fewer rows than the run did
+    assert promote.recorded_scores(client, "m", "1", cfg) is None
+    cfg.promote.max_examples = None
+    run.data.params = {**params, "data.split.seed": "7"}  # another split
+    assert promote.recorded_scores(client, "m", "1", cfg) is None
+    run.data.params = params
+    monkeypatch.setattr(tracking, "data_hash", lambda: "other")  # other raw data
+    assert promote.recorded_scores(client, "m", "1", cfg) is None

@@ -10,6 +10,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from reasongen import metrics, tracking
+from reasongen.config import flatten
 from reasongen.io import read_jsonl, write_json
 
 CHAMPION = "champion"
@@ -54,6 +55,30 @@ def score_version(name: str, version: str, rows: list[dict], cfg: DictConfig, le
     return metrics.score(texts, rows, **metrics.options(cfg, lexicon))
 
 
+# What decides which test rows a pipeline run scored: its metrics stand for promotion's only when these match.
+SAME_TEST_ROWS = ("data.source", "data.max_rows", "data.split.seed", "data.split.val", "data.split.test",
+                  "evaluate.max_examples", "evaluate.use_controls")
+
+
+def recorded_scores(client, name: str, version: str, cfg: DictConfig) -> dict[str, Any] | None:
+    """The `model/<metric>` test scores that the version's pipeline run logged, when that run scored exactly the
+    rows promotion would (same raw data hash and split settings, every test row); None otherwise. Saves
+    generating the test split again for a version the evaluate stage has just scored."""
+    if cfg.promote.max_examples or not cfg.promote.get("reuse_recorded", True):
+        return None
+    run_id = client.get_model_version(name, version).tags.get("source_run_id")
+    if not run_id:
+        return None
+    run = client.get_run(run_id)
+    current = flatten(cfg)
+    if run.data.tags.get("data_hash") != tracking.data_hash() or any(
+            run.data.params.get(key) != str(current.get(key)) for key in SAME_TEST_ROWS):
+        return None
+    scores = {key.removeprefix("model/"): value for key, value in run.data.metrics.items()
+              if key.startswith("model/")}
+    return scores or None
+
+
 def resolve_candidate(client, name: str, candidate: str | int) -> str:
     if str(candidate) != "latest":
         return str(candidate)
@@ -87,9 +112,14 @@ def promote(cfg: DictConfig, prepared_dir: Path = Path("outputs/prepare"),
     rows = read_jsonl(prepared_dir / "test.jsonl")
     rows = rows[: cfg.promote.max_examples] if cfg.promote.max_examples else rows
     lexicon = metrics.value_lexicon(read_jsonl(prepared_dir / "train.jsonl"))
-    scores = {"candidate": score_version(name, candidate, rows, cfg, lexicon)}
-    if champion is not None:
-        scores["champion"] = score_version(name, champion, rows, cfg, lexicon)
+    scores = {}
+    for role, version in (("candidate", candidate), ("champion", champion)):
+        if version is None:
+            continue
+        recorded = recorded_scores(client, name, version, cfg)
+        source = "the test scores its pipeline run recorded" if recorded else "scoring the test split"
+        print(f"{role} v{version}: {source}")
+        scores[role] = recorded or score_version(name, version, rows, cfg, lexicon)
     reasons = gate_failures(scores["candidate"], scores.get("champion"), cfg.promote, cfg.evaluate.objective)
     decision = Decision(candidate, champion, accepted=not reasons, reasons=reasons, scores=scores)
     record(client, name, decision, cfg)
