@@ -6,7 +6,9 @@ import argparse
 import os
 from pathlib import Path
 
-STAGES = ("prepare", "tokenizer", "base_model", "finetune", "evaluate", "register")
+STAGES = ("prepare", "tokenizer", "base_model", "finetune", "evaluate", "register",
+          "explain_prepare", "explain_tokenizer", "explain_finetune", "explain_soft_prompt", "explain_evaluate",
+          "explain_register")
 
 EPILOG = """examples:
   reasongen params                                   # params.yaml from conf/ (defaults)
