@@ -84,7 +84,10 @@ def run(cfg: DictConfig, out_dir: Path = OUT_DIR) -> dict[str, Any]:
     for name, rows in splits.items():
         write_jsonl(out_dir / f"{name}.jsonl", rows)
     write_jsonl(out_dir / "quarantine.jsonl", quarantined)
-    write_json(out_dir / "features.json", vocabulary)
+    write_json(out_dir / "features.json", {
+        "reviews": vocabulary,  # how many reviews mention each feature
+        "forms": {name: [" ".join(form) for form in lexicon.features[name]] for name in vocabulary},
+    })
     write_json(out_dir / "profiles.json", profiles)
     stats = {
         "rows_in": rows_in,
