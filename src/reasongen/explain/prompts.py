@@ -10,10 +10,10 @@ UNKNOWN = "unknown"
 
 
 def describe(profile: dict[str, Any] | None) -> str:
-    """`tone, strings, price; 4.6 stars` (an unseen user or item: `unknown`)."""
+    """`tone, strings, price (4.6)`: most-mentioned features and mean rating (an unseen user or item: `unknown`)."""
     if not profile:
         return UNKNOWN
-    return f"{', '.join(profile['features']) or 'none'}; {profile['mean_rating']:.1f} stars"
+    return f"{', '.join(profile['features']) or 'none'} ({profile['mean_rating']:.1f})"
 
 
 def build_prompt(user_profile: dict[str, Any] | None, item_profile: dict[str, Any] | None,

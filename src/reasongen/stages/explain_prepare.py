@@ -3,6 +3,7 @@ vocabulary, extract (user, item, rating, feature, explanation) tuples, split 8:1
 
 from __future__ import annotations
 
+import random
 import time
 from collections import Counter
 from pathlib import Path
@@ -53,6 +54,17 @@ def extract_tuples(reviews: list[dict[str, Any]], lexicon: extraction.Lexicon, e
         if found:
             tuples.append({key: review[key] for key in ("id", "user", "item", "rating")} | found)
     return tuples
+
+
+def sample_table(tuples: list[dict[str, Any]], stats: dict[str, Any], seed: int, n: int = 20) -> str:
+    """n tuples drawn with `seed`, as Markdown (pseudonymous user ids only): what docs/explain_tuples.md shows."""
+    chosen = sorted(random.Random(seed).sample(range(len(tuples)), min(n, len(tuples))))
+    lines = [f"{stats['tuples']} of {stats['kept']} valid reviews ({stats['tuple_rate']}%) yield a tuple; "
+             f"{len(chosen)} drawn at random (seed {seed}):", "",
+             "| review | user (pseudonym) | item | rating | feature | explanation |", "|---|---|---|---|---|---|"]
+    lines += [f"| {t['id']} | {t['user']} | {t['item']} | {t['rating']:g} | {t['feature']} | {t['explanation']} |"
+              for t in (tuples[i] for i in chosen)]
+    return "\n".join(lines) + "\n"
 
 
 def run(cfg: DictConfig, out_dir: Path = OUT_DIR) -> dict[str, Any]:
@@ -108,6 +120,7 @@ def run(cfg: DictConfig, out_dir: Path = OUT_DIR) -> dict[str, Any]:
         "raw_sha256": digest, "sha256": {name: sha256_file(out_dir / f"{name}.jsonl") for name in SPLITS},
         "ids": {name: [row["id"] for row in rows] for name, rows in splits.items()},
     })
+    (out_dir / "tuples_sample.md").write_text(sample_table(tuples, stats, task.split.seed), encoding="utf-8")
     sizes = "/".join(str(len(splits[name])) for name in SPLITS)
     print(f"explain_prepare: {rows_in} rows in, {len(reviews)} kept, {len(quarantined)} quarantined; "
           f"{len(tuples)} tuples ({stats['tuple_rate']}%), {len(vocabulary)} features; train/val/test {sizes} "
