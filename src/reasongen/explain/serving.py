@@ -14,6 +14,7 @@ from reasongen.explain.prompts import ProfilePrompter
 from reasongen.io import read_json
 from reasongen.modeling import model_io
 from reasongen.modeling.generation import generate_texts
+from reasongen.serving import _text
 
 ARTIFACT_KEY = "model_dir"
 PYFUNC_CLASS = "ExplainModel"  # what register.log_model instantiates
@@ -60,15 +61,9 @@ def load_generator(model: str) -> ExplainGenerator:
     """An ExplainGenerator from `models:/reasongen-explain/...`, `runs:/...`, or a model folder."""
     if "://" not in model and ":/" not in model:
         return ExplainGenerator.from_dir(model)
-    from reasongen.tracking import configure
+    from reasongen.serving import load_generator as load_registered
 
-    configure()
-    return mlflow.pyfunc.load_model(model).unwrap_python_model().generator
-
-
-def _text(value: Any) -> str | None:
-    """A request field as text; pandas fills fields a row leaves out with NaN / None."""
-    return value.strip() or None if isinstance(value, str) else None
+    return load_registered(model)  # any registered pyfunc of this project unwraps to its generator
 
 
 def check_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from reasongen.explain.profiles import build_profiles
 from reasongen.explain.split import split_rows
 from reasongen.io import sha256_file, write_json, write_jsonl
 from reasongen.paths import shared_root
-from reasongen.stages.prepare import RowError, decode_object, normalize_text, validate_lines
+from reasongen.stages.prepare import RowError, decode_object, normalize_text, quarantine_stats, validate_lines
 
 OUT_DIR = Path("outputs/explain/prepare")
 SPLITS = ("train", "val", "test")
@@ -102,10 +101,7 @@ def run(cfg: DictConfig, out_dir: Path = OUT_DIR) -> dict[str, Any]:
     })
     write_json(out_dir / "profiles.json", profiles)
     stats = {
-        "rows_in": rows_in,
-        "kept": len(reviews),
-        "quarantined": len(quarantined),
-        "quarantine_reasons": dict(sorted(Counter(r["reason"] for r in quarantined).items())),
+        **quarantine_stats(rows_in, reviews, quarantined),
         "tuples": len(tuples),
         "tuple_rate": round(100 * len(tuples) / len(reviews), 2) if reviews else 0.0,
         "features": len(vocabulary),

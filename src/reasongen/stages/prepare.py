@@ -191,6 +191,16 @@ def validate_lines(
     return rows_in, kept, quarantined
 
 
+def quarantine_stats(rows_in: int, kept: Sequence[Any], quarantined: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The accounting every prepare stage reports first: rows in = kept + quarantined, and why rows were refused."""
+    return {
+        "rows_in": rows_in,
+        "kept": len(kept),
+        "quarantined": len(quarantined),
+        "quarantine_reasons": dict(sorted(Counter(record["reason"] for record in quarantined).items())),
+    }
+
+
 def split_stats(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Rows, groups, mean summary length and control distributions of one split (every key always present)."""
     aspects = Counter(row["aspect"] or NO_ASPECT for row in rows)
@@ -228,10 +238,7 @@ def run(cfg: DictConfig, raw_path: Path = RAW_PATH, out_dir: Path = OUT_DIR) -> 
         write_jsonl(out_dir / f"{name}.jsonl", rows)
     write_jsonl(out_dir / "quarantine.jsonl", quarantined)
     stats = {
-        "rows_in": rows_in,
-        "kept": len(kept),
-        "quarantined": len(quarantined),
-        "quarantine_reasons": dict(sorted(Counter(record["reason"] for record in quarantined).items())),
+        **quarantine_stats(rows_in, kept, quarantined),
         "groups": len(split_of),
         "mean_summary_chars": _mean(len(row["summary"]) for row in kept),
         "splits": {name: split_stats(rows) for name, rows in splits.items()},
