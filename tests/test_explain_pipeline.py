@@ -41,7 +41,7 @@ def test_explain_run_is_tracked_and_registered(pipeline) -> None:
     assert client.get_experiment(run_info.info.experiment_id).name == "reasongen-explain"
     assert "a_profile_feature/fmr" in run_info.data.metrics and "d_retrieval/bleu4" in run_info.data.metrics
     assert run_info.data.params["explain.peft.method"] == "none"
-    assert len(client.get_metric_history(registered["run_id"], "soft_prompt/train_loss")) >= 1
+    assert len(client.get_metric_history(registered["run_id"], "soft_prompt/val_loss")) >= 1
     version = client.get_model_version("reasongen-explain", registered["version"])
     assert version.tags["source_run_id"] == registered["run_id"]
     logged = json.dumps(client.get_run(registered["run_id"]).data.params)
