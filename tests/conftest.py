@@ -152,6 +152,42 @@ def tiny_raw_file(folder: Path) -> Path:
     return path
 
 
+FEATURE_WORDS = ["sound", "tone", "price", "strings", "cable", "tuner"]
+OPINION_WORDS = ["great", "good", "cheap", "clear", "solid", "warm"]
+TINY_REVIEW_USERS, TINY_REVIEW_ITEMS, REVIEWS_PER_USER = 20, 12, 8
+
+
+def make_reviews() -> list[dict]:
+    """Deterministic Amazon-format reviews: 20 users x 8 of 12 items, each with one feature-opinion sentence."""
+    reviews = []
+    for user in range(TINY_REVIEW_USERS):
+        for k in range(REVIEWS_PER_USER):
+            item = (user + 3 * k) % TINY_REVIEW_ITEMS
+            feature = FEATURE_WORDS[(user + item) % len(FEATURE_WORDS)]
+            opinion = OPINION_WORDS[(user * 7 + item) % len(OPINION_WORDS)]
+            text = (f"I bought this for my band last year. The {feature} is really {opinion} on this one. "
+                    "Shipping took a week.")
+            reviews.append({"reviewerID": f"A{user:03d}REVIEWER", "asin": f"B{item:03d}ITEM",
+                            "reviewerName": f"Person {user}", "helpful": [0, 0], "reviewText": text,
+                            "overall": float(1 + (user + item) % 5), "summary": "ok", "unixReviewTime": 1400000000,
+                            "reviewTime": "05 13, 2014"})
+    return reviews
+
+
+def tiny_reviews_file(folder: Path) -> Path:
+    """The reviews above as a gzipped JSON Lines file, plus three malformed lines (lines 5, 9, 13)."""
+    import gzip
+
+    lines = [json.dumps(review) for review in make_reviews()]
+    lines.insert(4, "{not json")
+    lines.insert(8, json.dumps({"reviewerID": "AMISSING", "reviewerName": "No Item", "reviewText": "x", "overall": 5}))
+    lines.insert(12, json.dumps({**make_reviews()[0], "overall": 7.0}))
+    path = folder / "reviews.json.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return path
+
+
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     """A git + DVC copy of the repo with the tiny preset on the user's-own-JSONL data path, after `dvc repro`."""
@@ -166,11 +202,12 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
            "TRANSFORMERS_OFFLINE": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONPATH": str(work / "src")}
     env.pop("MLFLOW_TRACKING_URI", None)
     raw = tiny_raw_file(tmp_path_factory.mktemp("user"))
+    reviews = tiny_reviews_file(tmp_path_factory.mktemp("reviews"))
     run(["git", "init", "-q"], work, env)
     run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "init"], work, env)
     run([str(BIN / "dvc"), "init", "-q"], work, env)
     run([sys.executable, "-m", "reasongen", "params", "experiment=tiny", "data.source=jsonl",
-         f"data.jsonl_path={raw}"], work, env)
+         f"data.jsonl_path={raw}", f"explain.data.shared_file={reviews}", "explain.data.sha256=null"], work, env)
     run([sys.executable, "-m", "reasongen", "data"], work, env)
     run([str(BIN / "dvc"), "add", "-q", "data"], work, env)
     run([str(BIN / "dvc"), "repro"], work, env)

@@ -124,7 +124,7 @@ def test_max_rows_applies_before_validation(tmp_path: Path) -> None:
 
 
 def test_rows_in_must_equal_kept_plus_quarantined(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(prepare, "_count_lines", lambda *_: 99)
+    monkeypatch.setattr(prepare, "count_lines", lambda *_: 99)
     with pytest.raises(RuntimeError, match="99 rows in"):
         run_prepare(tmp_path, [line(product(1))])
 

@@ -6,7 +6,9 @@ import argparse
 import os
 from pathlib import Path
 
-STAGES = ("prepare", "tokenizer", "base_model", "finetune", "evaluate", "register")
+STAGES = ("prepare", "tokenizer", "base_model", "finetune", "evaluate", "register",
+          "explain_prepare", "explain_tokenizer", "explain_finetune", "explain_soft_prompt", "explain_evaluate",
+          "explain_register")
 
 EPILOG = """examples:
   reasongen params                                   # params.yaml from conf/ (defaults)
@@ -16,6 +18,8 @@ EPILOG = """examples:
   reasongen generate --model models:/reasongen-adgen/latest --input in.jsonl --output out.jsonl
   reasongen generate --model outputs/finetune/model --input in.jsonl --output out.jsonl --aspect 显瘦 --length short
   reasongen evaluate --predictions out.jsonl --references in.jsonl
+  reasongen explain --model models:/reasongen-explain/latest --input pairs.jsonl --output out.jsonl
+  reasongen explain --model outputs/explain/finetune/model --input pairs.jsonl --output out.jsonl --no-feature
   reasongen sweep hparams_search.n_trials=20 'hparams_search.space.peft.choices=[lora,ia3]'
   reasongen promote promote.candidate=3
 """
@@ -92,6 +96,23 @@ def build_parser() -> argparse.ArgumentParser:
                           help="training rows for the attribute-value lexicon of the hallucination metric "
                           "(default: outputs/prepare/train.jsonl; the references are used if it is missing)")
     evaluate.add_argument("--params", default="params.yaml", help="for length bounds and hallucination keys")
+    explain = add_command(
+        commands, "explain", "Task B: write a personalized explanation for each (user, item) pair",
+        "Each input line is {\"user_id\": ..., \"item_id\": ..., \"feature\": ... (optional)}: user_id is the "
+        "pseudonym of the pipeline's data (outputs/explain/prepare/*.jsonl, field user) or a raw reviewerID, which is "
+        "hashed with $REASONGEN_EXPLAIN_SALT (the pipeline's salt) to find its profile; item_id is the product's asin. "
+        "With a feature (e.g. sound, price, strings) the model explains with it (system (a)); without, it picks "
+        "its own (system (b)). Each output line is {\"explanation\": \"...\"}, in input order.")
+    explain.add_argument("--model", required=True,
+                         help="models:/reasongen-explain/latest, models:/reasongen-explain/<version>, runs:/..., "
+                         "or a model folder (outputs/explain/finetune/model)")
+    explain.add_argument("--input", required=True, type=Path)
+    explain.add_argument("--output", required=True, type=Path)
+    explain.add_argument("--feature", help="feature for rows that give none")
+    explain.add_argument("--no-feature", action="store_true", help="ignore features in the input (system (b))")
+    explain.add_argument("--sample", action="store_true", help="top-p sampling instead of the saved (greedy) decoding")
+    explain.add_argument("--batch-size", type=int, help="generation batch size")
+
     sweep = add_command(
         commands, "sweep", "Optuna search over Hydra overrides (resumable, failure-tolerant, tracked in MLflow)",
         "Runs the study conf/hparams_search/default.yaml on top of the pipeline's base model "

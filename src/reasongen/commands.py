@@ -14,7 +14,7 @@ from reasongen.io import read_jsonl, write_json, write_jsonl
 
 def dispatch(args: argparse.Namespace) -> int:
     handler = {"params": params, "data": data, "stage": stage, "generate": generate, "evaluate": evaluate,
-               "sweep": sweep, "promote": promote}
+               "explain": explain, "sweep": sweep, "promote": promote}
     return handler[args.command](args)
 
 
@@ -90,6 +90,33 @@ def evaluate(args: argparse.Namespace) -> int:
     write_json(output, scores)
     print(json.dumps(scores, ensure_ascii=False, indent=2))
     print(f"wrote {output}")
+    return 0
+
+
+def explain(args: argparse.Namespace) -> int:
+    from reasongen.explain.serving import check_rows, load_generator
+
+    rows = read_jsonl(args.input)
+    try:
+        check_rows(rows)
+    except ValueError as error:
+        print(f"{args.input}: {error} (lines are 1 + the row numbers)", file=sys.stderr)
+        return 2
+    for row in rows:
+        if args.no_feature:
+            row.pop("feature", None)
+        elif args.feature and not row.get("feature"):
+            row["feature"] = args.feature
+    generator = load_generator(args.model)
+    if Path(args.model).exists() and Path("params.yaml").exists():
+        # a bare model folder carries no decoding settings (a registered model does): use the pipeline's
+        generator.generation = {**dict(load_params().explain.generation), **generator.generation}
+    overrides = {"do_sample": True, "top_p": 0.9} if args.sample else {}
+    if args.batch_size:
+        overrides["batch_size"] = args.batch_size
+    texts = generator.explain(rows, use_feature=not args.no_feature, **overrides)
+    write_jsonl(args.output, ({"explanation": text} for text in texts))
+    print(f"wrote {len(texts)} explanations to {args.output}")
     return 0
 
 

@@ -14,6 +14,9 @@ METRICS_DIR = Path(__file__).parent
 REFERENCE_METRICS = ("bleu_char", "rouge_jieba")  # need a reference text
 REFERENCE_FREE_METRICS = ("diversity", "faithfulness", "control", "ad_law")
 METRIC_MODULES = REFERENCE_METRICS + REFERENCE_FREE_METRICS
+# Task B (personalized explanations, English): PETER's definitions, and an embedding similarity.
+EXPLAIN_METRICS = ("bleu_words", "rouge_words", "explanation_features", "semantic_similarity")
+KNOWN_MODULES = METRIC_MODULES + EXPLAIN_METRICS
 DEFAULT_HALLUCINATION_KEYS = ("颜色", "材质")
 
 Row = dict[str, Any]
@@ -25,8 +28,8 @@ def load(name: str) -> Any:
     """The evaluate module `name` (a folder beside this file), loaded by path so it works offline; cached."""
     import evaluate  # heavy import, only when a metric is first needed
 
-    if name not in METRIC_MODULES:
-        raise ValueError(f"unknown metric module {name!r}; known: {', '.join(METRIC_MODULES)}")
+    if name not in KNOWN_MODULES:
+        raise ValueError(f"unknown metric module {name!r}; known: {', '.join(KNOWN_MODULES)}")
     return evaluate.load(str(METRICS_DIR / name))
 
 
@@ -123,3 +126,27 @@ def objective(scores: Scores, objective_cfg: Any) -> float:
         return float(scores[objective_cfg["name"]])
     return (scores["bleu4"] + scores["rougeL"] + objective_cfg["coverage_weight"] * scores["coverage"]
             - objective_cfg["hallucination_weight"] * (scores["hallucination_rate"] or 0.0))
+
+
+def score_explanations(
+    predictions: list[str],
+    rows: list[Row],
+    *,
+    vocabulary: dict[str, list[str]],
+    semantic_similarity: bool = True,
+) -> Scores:
+    """Task B: every explanation metric of predictions[i] against rows[i] (`explanation` is the reference,
+    `feature` the ground-truth feature): BLEU-1/4, ROUGE-1/2/L, USR, FMR, FCR, DIV (+ semantic similarity)."""
+    if len(predictions) != len(rows):
+        raise ValueError(f"score_explanations: {len(predictions)} predictions for {len(rows)} rows")
+    references = [row["explanation"] for row in rows]
+    result: Scores = {}
+    result |= load("bleu_words").compute(predictions=predictions, references=references)
+    result |= load("rouge_words").compute(predictions=predictions, references=references)
+    result |= load("explanation_features").compute(predictions=predictions, features=[r["feature"] for r in rows],
+                                                   vocabulary=vocabulary)
+    if semantic_similarity:
+        result |= load("semantic_similarity").compute(predictions=predictions, references=references)
+    result["avg_length"] = sum(len(text.split()) for text in predictions) / len(predictions) if predictions else 0.0
+    result["n"] = len(predictions)
+    return result

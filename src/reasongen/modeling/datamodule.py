@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 import lightning.pytorch as pl
@@ -12,6 +13,8 @@ from torch.utils.data import DataLoader
 from reasongen.modeling.prompts import build_prompt, controls_of, encode_prompt
 
 IGNORE_INDEX = -100
+SEQUENCE_KEYS = ("input_ids", "labels")
+PromptFn = Callable[[dict[str, Any], random.Random, float], str]
 
 
 def encode_example(
@@ -48,10 +51,13 @@ class PadCollator:
         def pad(values: list[int], fill: int) -> list[int]:
             return values + [fill] * (width - len(values))
 
+        # any other field is one integer per example (e.g. user / item indices of a soft-prompt model)
+        extra = {key: torch.tensor([e[key] for e in batch]) for key in batch[0] if key not in SEQUENCE_KEYS}
         return {
             "input_ids": torch.tensor([pad(e["input_ids"], self.pad_token_id) for e in batch]),
             "attention_mask": torch.tensor([pad([1] * len(e["input_ids"]), 0) for e in batch]),
             "labels": torch.tensor([pad(e["labels"], IGNORE_INDEX) for e in batch]),
+            **extra,
         }
 
 
@@ -87,7 +93,11 @@ class LengthGroupedBatches(torch.utils.data.Sampler[list[int]]):
 
 
 class PromptDataModule(pl.LightningDataModule):
-    """Train/val loaders over prepared rows; `pretrain=True` trains on prompt and text alike."""
+    """Train/val loaders over prepared rows; `pretrain=True` trains on prompt and text alike.
+
+    Task A's defaults: the prompt is `prompt_with_dropout` (attributes + controls), the text `summary`. Another task
+    passes its own `prompt_fn(row, rng, dropout)`, `target_field`, and `extra_fn(row)` for per-example integer
+    inputs (such as user and item indices) that the collator hands to the model as tensors."""
 
     def __init__(
         self,
@@ -102,8 +112,14 @@ class PromptDataModule(pl.LightningDataModule):
         control_dropout: float = 0.0,
         seed: int = 42,
         num_workers: int = 0,
+        prompt_fn: PromptFn = prompt_with_dropout,
+        target_field: str = "summary",
+        extra_fn: Callable[[dict[str, Any]], dict[str, int]] | None = None,
     ):
         super().__init__()
+        self.prompt_fn = prompt_fn
+        self.target_field = target_field
+        self.extra_fn = extra_fn
         self.tokenizer = tokenizer
         self.rows = {"train": train_rows, "val": val_rows}
         self.batch_size = batch_size
@@ -121,11 +137,12 @@ class PromptDataModule(pl.LightningDataModule):
         return [
             encode_example(
                 self.tokenizer,
-                prompt_with_dropout(row, rng, dropout),
-                row["summary"],
+                self.prompt_fn(row, rng, dropout),
+                row[self.target_field],
                 *self.lengths,
                 loss_on_prompt=self.pretrain,
             )
+            | (self.extra_fn(row) if self.extra_fn else {})
             for row in rows
         ]
 

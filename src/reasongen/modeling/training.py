@@ -114,3 +114,37 @@ def fit(
     recorder.write(curve_dir)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return trainer
+
+
+def train_lm(
+    model: torch.nn.Module,
+    datamodule: pl.LightningDataModule,
+    trainer_cfg: dict[str, Any],
+    checkpoint_dir: Path,
+    curve_dir: Path,
+    *,
+    callbacks: list[Callback] = (),
+) -> tuple[pl.LightningModule, dict[str, Any]]:
+    """Fine-tune `model` (plain, PEFT-wrapped or a wrapper such as the soft-prompt LM) with CausalLMModule and fit;
+    returns the trained module and the run's summary (parameters, epochs, steps, best validation loss)."""
+    from reasongen.modeling.module import CausalLMModule
+    from reasongen.modeling.peft_builder import trainable_parameters
+
+    trainable, total = trainable_parameters(model)
+    module = CausalLMModule(model, trainer_cfg["lr"], trainer_cfg.get("weight_decay", 0.0),
+                            trainer_cfg.get("warmup_ratio", 0.0))
+    trainer = fit(module, datamodule, trainer_cfg, checkpoint_dir, curve_dir, callbacks=list(callbacks))
+    return module, {
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+        "epochs_run": trainer.current_epoch,
+        "steps": trainer.global_step,
+        "best_val_loss": best_val_loss(trainer),
+    }
+
+
+def best_val_loss(trainer: pl.Trainer) -> float | None:
+    for callback in trainer.checkpoint_callbacks:
+        if callback.best_model_score is not None:
+            return round(float(callback.best_model_score), 5)
+    return None

@@ -12,8 +12,7 @@ from reasongen.config import config_hash, to_container
 from reasongen.io import read_jsonl, write_json
 from reasongen.modeling import model_io, peft_builder
 from reasongen.modeling.datamodule import PromptDataModule
-from reasongen.modeling.module import CausalLMModule
-from reasongen.modeling.training import fit
+from reasongen.modeling.training import train_lm
 from reasongen.seeding import seed_everything
 
 
@@ -55,17 +54,12 @@ def run(
         seed=cfg.seed,
         num_workers=finetune.num_workers,
     )
-    module = CausalLMModule(model, finetune.lr, finetune.weight_decay, finetune.warmup_ratio)
     run_id = config_hash(cfg.data, cfg.tokenizer, cfg.model, cfg.pretrain, cfg.peft, cfg.finetune, cfg.seed)
-    trainer = fit(module, datamodule, to_container(finetune), checkpoint_root / run_id, out_dir / "curves",
-                  callbacks=list(callbacks))
+    module, trained = train_lm(model, datamodule, to_container(finetune), checkpoint_root / run_id,
+                               out_dir / "curves", callbacks=list(callbacks))
     summary = {
         "peft_method": cfg.peft.method,
-        "trainable_parameters": trainable,
-        "total_parameters": total,
-        "epochs_run": trainer.current_epoch,
-        "steps": trainer.global_step,
-        "best_val_loss": _best_val_loss(trainer),
+        **trained,
         "trust_remote_code": bool(cfg.model.trust_remote_code),
         "max_source_length": finetune.max_source_length,  # generation truncates prompts the same way
     }
@@ -76,9 +70,3 @@ def run(
     write_json(out_dir / "summary.json", summary)
     return summary
 
-
-def _best_val_loss(trainer) -> float | None:
-    for callback in trainer.checkpoint_callbacks:
-        if callback.best_model_score is not None:
-            return round(float(callback.best_model_score), 5)
-    return None

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 import re
 import time
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -54,8 +55,8 @@ def normalize_summary(text: str) -> str:
     return normalize_text(text.replace(UNK, ""))
 
 
-def decode_row(line: bytes) -> dict[str, str]:
-    """The content and summary strings of one raw line; RowError says why there are none."""
+def decode_object(line: bytes) -> dict[str, Any]:
+    """One raw line as a JSON object; RowError says why it is not one (shared by every task's prepare stage)."""
     if not line.strip():
         raise RowError("blank line")
     try:
@@ -68,6 +69,12 @@ def decode_row(line: bytes) -> dict[str, str]:
         raise RowError("invalid json", f"{error.msg} at column {error.colno}") from error
     if not isinstance(row, dict):
         raise RowError("not an object", f"a JSON {type(row).__name__}")
+    return row
+
+
+def decode_row(line: bytes) -> dict[str, str]:
+    """The content and summary strings of one raw line; RowError says why there are none."""
+    row = decode_object(line)
     for field in FIELDS:
         if field not in row:
             raise RowError("missing field", field)
@@ -150,14 +157,48 @@ def _cut_size(n_groups: int, fraction: float) -> int:
 
 
 def read_lines(raw_path: Path, max_rows: int | None) -> Iterator[bytes]:
-    """The raw file's physical lines as bytes (newline kept), only the first max_rows when set."""
-    with open(raw_path, "rb") as handle:
+    """The raw file's physical lines as bytes (newline kept), only the first max_rows when set; `.gz` is
+    decompressed on the fly."""
+    opener = gzip.open if Path(raw_path).suffix == ".gz" else open
+    with opener(raw_path, "rb") as handle:
         yield from islice(handle, max_rows)
 
 
-def _count_lines(raw_path: Path, max_rows: int | None) -> int:
+def count_lines(raw_path: Path, max_rows: int | None) -> int:
     """Physical lines in (the first max_rows of) the raw file: the rows-in figure, counted independently."""
     return sum(1 for _ in read_lines(raw_path, max_rows))
+
+
+def validate_lines(
+    raw_path: Path,
+    max_rows: int | None,
+    prepare: Callable[[bytes, int], dict[str, Any]],
+    desc: str = "prepare",
+) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]]]:
+    """(rows in, kept, quarantined): every raw line either prepared by `prepare(line, number)` or recorded with
+    its RowError reason, in file order; raises if rows in != kept + quarantined (nothing may be lost)."""
+    rows_in = count_lines(raw_path, max_rows)
+    kept: list[dict[str, Any]] = []
+    quarantined: list[dict[str, Any]] = []
+    lines = read_lines(raw_path, max_rows)
+    for number, line in enumerate(tqdm(lines, total=rows_in, desc=desc, unit="row", mininterval=0.5), start=1):
+        try:
+            kept.append(prepare(line, number))
+        except RowError as error:
+            quarantined.append(quarantine_record(line, number, error))
+    if rows_in != len(kept) + len(quarantined):
+        raise RuntimeError(f"{raw_path}: {rows_in} rows in but {len(kept)} kept + {len(quarantined)} quarantined")
+    return rows_in, kept, quarantined
+
+
+def quarantine_stats(rows_in: int, kept: Sequence[Any], quarantined: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The accounting every prepare stage reports first: rows in = kept + quarantined, and why rows were refused."""
+    return {
+        "rows_in": rows_in,
+        "kept": len(kept),
+        "quarantined": len(quarantined),
+        "quarantine_reasons": dict(sorted(Counter(record["reason"] for record in quarantined).items())),
+    }
 
 
 def split_stats(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -184,10 +225,8 @@ def run(cfg: DictConfig, raw_path: Path = RAW_PATH, out_dir: Path = OUT_DIR) -> 
     if not raw_path.is_file():
         raise FileNotFoundError(f"raw data {raw_path} not found: run `make data` (or `reasongen data`) first")
     started = time.perf_counter()
-    rows_in = _count_lines(raw_path, data_cfg.max_rows)
-    kept, quarantined = _validate(raw_path, data_cfg, rows_in)
-    if rows_in != len(kept) + len(quarantined):
-        raise RuntimeError(f"{raw_path}: {rows_in} rows in but {len(kept)} kept + {len(quarantined)} quarantined")
+    rows_in, kept, quarantined = validate_lines(
+        raw_path, data_cfg.max_rows, lambda line, number: prepare_row(line, number, data_cfg))
 
     split_cfg = data_cfg.split
     assignment = split_groups((row["group"] for row in kept), split_cfg.val, split_cfg.test, split_cfg.seed)
@@ -199,10 +238,7 @@ def run(cfg: DictConfig, raw_path: Path = RAW_PATH, out_dir: Path = OUT_DIR) -> 
         write_jsonl(out_dir / f"{name}.jsonl", rows)
     write_jsonl(out_dir / "quarantine.jsonl", quarantined)
     stats = {
-        "rows_in": rows_in,
-        "kept": len(kept),
-        "quarantined": len(quarantined),
-        "quarantine_reasons": dict(sorted(Counter(record["reason"] for record in quarantined).items())),
+        **quarantine_stats(rows_in, kept, quarantined),
         "groups": len(split_of),
         "mean_summary_chars": _mean(len(row["summary"]) for row in kept),
         "splits": {name: split_stats(rows) for name, rows in splits.items()},
@@ -211,19 +247,6 @@ def run(cfg: DictConfig, raw_path: Path = RAW_PATH, out_dir: Path = OUT_DIR) -> 
     write_json(out_dir / "split_manifest.json", _manifest(raw_path, out_dir, split_cfg, assignment))
     print(_summary_line(stats, out_dir, time.perf_counter() - started))
     return stats
-
-
-def _validate(raw_path: Path, data_cfg: Any, total: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Every raw line either prepared (kept) or recorded with its reason (quarantined), in file order."""
-    kept: list[dict[str, Any]] = []
-    quarantined: list[dict[str, Any]] = []
-    lines = read_lines(raw_path, data_cfg.max_rows)
-    for number, line in enumerate(tqdm(lines, total=total, desc="prepare", unit="row", mininterval=0.5), start=1):
-        try:
-            kept.append(prepare_row(line, number, data_cfg))
-        except RowError as error:
-            quarantined.append(quarantine_record(line, number, error))
-    return kept, quarantined
 
 
 def _manifest(raw_path: Path, out_dir: Path, split_cfg: Any, assignment: dict[str, list[str]]) -> dict[str, Any]:

@@ -3,7 +3,9 @@ with the fine-tuned model logged as a pyfunc and registered as a new version of 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -26,15 +28,15 @@ def log_curves(curve_dir: Path, prefix: str) -> None:
             mlflow.log_metric(f"{prefix}/{name}", value, step=step)
 
 
-def log_evaluation(metrics_path: Path) -> None:
-    """Every system's test metrics as `<system>/<metric>`; the model's also without prefix (the run's headline)."""
+def log_evaluation(metrics_path: Path, headline: str = "model") -> None:
+    """Every system's test metrics as `<system>/<metric>`; the headline system's also without prefix."""
     import mlflow
 
     table = read_json(metrics_path)
     for system, scores in table.items():
         values = {f"{system}/{name}": float(v) for name, v in scores.items() if isinstance(v, int | float)}
         mlflow.log_metrics(values)
-    mlflow.log_metrics({name: float(v) for name, v in table.get("model", {}).items() if isinstance(v, int | float)})
+    mlflow.log_metrics({name: float(v) for name, v in table.get(headline, {}).items() if isinstance(v, int | float)})
 
 
 def log_samples(predictions_path: Path, n_rows: int) -> None:
@@ -57,20 +59,24 @@ def pip_requirements() -> list[str]:
     return [pin.split("+")[0] for pin in pins]  # local labels such as +cpu are not on PyPI
 
 
-def log_model(model_dir: Path, registered_model: str, generation: dict, tags: dict[str, str]):
-    """Log the fine-tuned model as a pyfunc (code included) and register it; returns the model version."""
+def log_model(model_dir: Path, registered_model: str, generation: dict, tags: dict[str, str],
+              serving_module: Any = None, input_example: Any = None):
+    """Log the fine-tuned model as a pyfunc (code included) and register it; returns the model version.
+    serving_module: the module with the pyfunc class, signature() and input_example() (default: Task A's
+    reasongen.serving; Task B passes reasongen.explain.serving)."""
     import mlflow
 
-    from reasongen import serving
-
+    if serving_module is None:
+        from reasongen import serving as serving_module
+    python_model = getattr(serving_module, "PYFUNC_CLASS", "ReasonGenModel")
     info = mlflow.pyfunc.log_model(
         name="model",
-        python_model=serving.ReasonGenModel(),
-        artifacts={serving.ARTIFACT_KEY: str(model_dir)},
+        python_model=getattr(serving_module, python_model)(),
+        artifacts={serving_module.ARTIFACT_KEY: str(model_dir)},
         code_paths=[str(Path(__file__).resolve().parents[1])],
         pip_requirements=pip_requirements(),
-        signature=serving.signature(),
-        input_example=serving.input_example(),
+        signature=serving_module.signature(),
+        input_example=serving_module.input_example() if input_example is None else input_example,
         model_config={"generation": generation},
         registered_model_name=registered_model,
     )
@@ -88,33 +94,64 @@ def run(
     evaluate_dir: Path = Path("outputs/evaluate"),
     out_dir: Path = Path("outputs/register"),
 ) -> dict:
+    base = Path(cfg.model.name_or_path).name if cfg.model.name_or_path else cfg.model.config.model_type
+    return record_run(
+        cfg, cfg.tracking,
+        run_name=lambda cfg_hash: f"{base}-{cfg.peft.method}-{cfg_hash[:6]}",
+        curves={"pretrain": base_dir / "curves", "finetune": finetune_dir / "curves"},
+        evaluate_dir=evaluate_dir,
+        sample_rows=cfg.evaluate.sample_rows,
+        artifacts=(Path("dvc.lock"), Path("outputs/prepare/stats.json"), evaluate_dir / "metrics.json",
+                   evaluate_dir / "table.md", finetune_dir / "summary.json"),
+        model_dir=finetune_dir / "model",
+        generation=to_container(cfg.generation),
+        out_dir=out_dir,
+    )
+
+
+def record_run(
+    cfg: DictConfig,
+    tracking_cfg: DictConfig,
+    *,
+    run_name: Callable[[str], str],
+    curves: dict[str, Path],
+    evaluate_dir: Path,
+    sample_rows: int,
+    artifacts: Sequence[Path],
+    model_dir: Path,
+    generation: dict,
+    out_dir: Path,
+    serving_module: Any = None,
+    input_example: Any = None,
+    headline: str = "model",
+) -> dict:
+    """One MLflow run in tracking_cfg.experiment: all params and the config, the loss curves (`<prefix>/...`),
+    the evaluation metrics and sample table, the listed artifacts, and (tracking_cfg.log_model) the model
+    registered as tracking_cfg.registered_model; writes out_dir/registered.json. Shared by every task."""
     import mlflow
 
     tracking.configure()
-    experiment = tracking.experiment_id(cfg.tracking.experiment)
+    experiment = tracking.experiment_id(tracking_cfg.experiment)
     cfg_hash = config_hash(cfg)
     tags = tracking.lineage_tags(cfg_hash)
-    base = Path(cfg.model.name_or_path).name if cfg.model.name_or_path else cfg.model.config.model_type
-    run_name = f"{base}-{cfg.peft.method}-{cfg_hash[:6]}"
-    with mlflow.start_run(experiment_id=experiment, run_name=run_name, tags=tags) as active:
+    with mlflow.start_run(experiment_id=experiment, run_name=run_name(cfg_hash), tags=tags) as active:
         params = {k: str(v)[:MAX_PARAM_CHARS] for k, v in flatten(cfg).items()}
         mlflow.log_params(params)
         mlflow.log_dict(to_container(cfg), "config/params.yaml")
-        log_curves(base_dir / "curves", "pretrain")
-        log_curves(finetune_dir / "curves", "finetune")
-        log_evaluation(evaluate_dir / "metrics.json")
-        log_samples(evaluate_dir / "predictions.jsonl", cfg.evaluate.sample_rows)
-        for path in (Path("dvc.lock"), Path("outputs/prepare/stats.json"), evaluate_dir / "metrics.json",
-                     evaluate_dir / "table.md", finetune_dir / "summary.json"):
+        for prefix, curve_dir in curves.items():
+            log_curves(curve_dir, prefix)
+        log_evaluation(evaluate_dir / "metrics.json", headline)
+        log_samples(evaluate_dir / "predictions.jsonl", sample_rows)
+        for path in artifacts:
             if path.exists():
                 mlflow.log_artifact(str(path), artifact_path="pipeline")
         result = {"run_id": active.info.run_id, "experiment_id": experiment, "config_hash": cfg_hash}
-        if cfg.tracking.log_model:
-            info, version = log_model(finetune_dir / "model", cfg.tracking.registered_model,
-                                      to_container(cfg.generation),
-                                      tracking.lineage_tags(cfg_hash, active.info.run_id))
-            result.update(model_uri=info.model_uri, registered_model=cfg.tracking.registered_model, version=version)
+        if tracking_cfg.log_model:
+            info, version = log_model(model_dir, tracking_cfg.registered_model, generation,
+                                      tracking.lineage_tags(cfg_hash, active.info.run_id),
+                                      serving_module=serving_module, input_example=input_example)
+            result.update(model_uri=info.model_uri, registered_model=tracking_cfg.registered_model, version=version)
     write_json(out_dir / "registered.json", result)
     print(f"MLflow run {result['run_id']} in {tracking.tracking_uri()}"
-          + (f"; registered {cfg.tracking.registered_model} v{result['version']}" if "version" in result else ""))
+          + (f"; registered {tracking_cfg.registered_model} v{result['version']}" if "version" in result else ""))
     return result

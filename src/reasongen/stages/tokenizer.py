@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -23,6 +24,11 @@ def training_texts(train_path: Path):
 
 def train_bpe(train_path: Path, vocab_size: int, min_frequency: int):
     """A byte-level BPE (no unknown characters possible) wrapped as a transformers fast tokenizer."""
+    return bpe_from_texts(training_texts(train_path), vocab_size, min_frequency)
+
+
+def bpe_from_texts(texts: Iterable[str], vocab_size: int, min_frequency: int):
+    """A byte-level BPE learned from `texts` (any task's training texts), as a transformers fast tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -36,7 +42,7 @@ def train_bpe(train_path: Path, vocab_size: int, min_frequency: int):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=True,
     )
-    core.train_from_iterator(training_texts(train_path), trainer=trainer)
+    core.train_from_iterator(texts, trainer=trainer)
     return PreTrainedTokenizerFast(tokenizer_object=core, **SPECIAL)
 
 

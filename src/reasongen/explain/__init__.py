@@ -1,0 +1,1 @@
+"""Task B: personalized explanations (why this item, for this user) from user and item profiles."""

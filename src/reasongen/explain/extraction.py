@@ -1,0 +1,129 @@
+"""Task B extraction: a feature (aspect) vocabulary mined from the reviews, and for each review the one
+explanation sentence that mentions a feature with an opinion word near it.
+
+Offline and deterministic: a curated musical-instrument lexicon (`resources/explain_lexicon.yaml`) proposes
+candidate features with their surface forms; a candidate enters the vocabulary when at least
+`min_feature_count` reviews mention it. Sentences are lower-cased word tokens joined by single spaces (the form
+PETER's metrics tokenise on whitespace)."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import yaml
+
+from reasongen.paths import resource
+
+LEXICON_FILE = "explain_lexicon.yaml"
+# A sentence ends at . ! ? ; or a line break, also when the next sentence follows with no space ("cheap.I did").
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s*|\n+")
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+@dataclass(frozen=True, eq=False)
+class Lexicon:
+    """Candidate features (canonical name -> surface forms as token tuples) and opinion words."""
+
+    features: dict[str, tuple[tuple[str, ...], ...]]
+    opinions: frozenset[str]
+
+    @classmethod
+    def from_mapping(cls, mapping: dict[str, Any]) -> Lexicon:
+        features = {str(name): tuple(tuple(tokenize(form)) for form in forms)
+                    for name, forms in mapping["features"].items()}
+        return cls(features=features, opinions=frozenset(str(word) for word in mapping["opinions"]))
+
+    def by_first_token(self) -> dict[str, list[tuple[tuple[str, ...], str]]]:
+        """(form, feature) pairs keyed by the form's first token, for a single pass over a sentence."""
+        return _first_token_index(self)
+
+    def restricted(self, names: Iterable[str]) -> Lexicon:
+        """The same lexicon with only the named features (the mined vocabulary)."""
+        keep = set(names)
+        return Lexicon({name: forms for name, forms in self.features.items() if name in keep}, self.opinions)
+
+
+@cache
+def _first_token_index(lexicon: Lexicon) -> dict[str, list[tuple[tuple[str, ...], str]]]:
+    index: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+    for name, forms in lexicon.features.items():
+        for form in forms:
+            index.setdefault(form[0], []).append((form, name))
+    return index
+
+
+@cache
+def default_lexicon() -> Lexicon:
+    return Lexicon.from_mapping(yaml.safe_load(resource(LEXICON_FILE).read_text(encoding="utf-8")))
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased word tokens (letters, digits, inner apostrophes); punctuation dropped."""
+    return _TOKEN.findall(text.lower())
+
+
+def sentences(text: str) -> list[str]:
+    """The review's sentences, split on . ! ? ; and line breaks."""
+    return [part.strip() for part in _SENTENCE_END.split(text) if part and part.strip()]
+
+
+def find_mentions(tokens: Sequence[str], lexicon: Lexicon) -> list[tuple[int, int, str]]:
+    """(start, end, feature) of every feature mention in tokens; longer forms win where two overlap
+    ("sound quality" over "sound")."""
+    found: list[tuple[int, int, str]] = []
+    by_first = lexicon.by_first_token()
+    for start, token in enumerate(tokens):
+        for form, name in by_first.get(token, ()):
+            if tuple(tokens[start : start + len(form)]) == form:
+                found.append((start, start + len(form), name))
+    kept: list[tuple[int, int, str]] = []
+    for mention in sorted(found, key=lambda m: -(m[1] - m[0])):
+        if all(mention[1] <= other[0] or mention[0] >= other[1] for other in kept):
+            kept.append(mention)
+    return sorted(kept)
+
+
+def review_features(text: str, lexicon: Lexicon) -> set[str]:
+    """The features a review mentions anywhere."""
+    return {name for sentence in sentences(text) for _, _, name in find_mentions(tokenize(sentence), lexicon)}
+
+
+def mine_vocabulary(texts: Iterable[str], lexicon: Lexicon, min_count: int) -> dict[str, int]:
+    """Features mentioned by at least min_count of the texts (review frequency), most frequent first."""
+    counts = Counter(name for text in texts for name in review_features(text, lexicon))
+    return {name: n for name, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if n >= min_count}
+
+
+def best_pair(tokens: Sequence[str], lexicon: Lexicon, window: int) -> tuple[int, str] | None:
+    """(distance, feature) of the feature mention closest to an opinion word within `window` tokens, or None."""
+    opinion_positions = [i for i, token in enumerate(tokens) if token in lexicon.opinions]
+    best: tuple[int, str] | None = None
+    for start, end, name in find_mentions(tokens, lexicon):
+        for position in opinion_positions:
+            if start <= position < end:
+                continue  # the feature word itself ("quality", "light") is no opinion on it
+            distance = start - position if position < start else position - end + 1
+            if distance <= window and (best is None or distance < best[0]):
+                best = (distance, name)
+    return best
+
+
+def extract(text: str, lexicon: Lexicon, *, min_words: int, max_words: int, window: int) -> dict[str, str] | None:
+    """The review's explanation: among sentences of min_words..max_words tokens, the one whose feature sits
+    closest to an opinion word (ties: the earliest sentence). None when no sentence qualifies."""
+    best: tuple[int, int, str, list[str]] | None = None
+    for index, sentence in enumerate(sentences(text)):
+        tokens = tokenize(sentence)
+        if not min_words <= len(tokens) <= max_words:
+            continue
+        pair = best_pair(tokens, lexicon, window)
+        if pair is not None and (best is None or (pair[0], index) < best[:2]):
+            best = (pair[0], index, pair[1], tokens)
+    if best is None:
+        return None
+    return {"feature": best[2], "explanation": " ".join(best[3])}
