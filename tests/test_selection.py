@@ -106,3 +106,11 @@ def test_choose_judges_candidates_after_their_repair():
     scores = metrics.score(texts, [{**ROW, "summary": "蓝色雪纺裙"}], value_lexicon=LEXICON, length_bounds=[10, 20])
     assert scores["length_accuracy"] == 100 and scores["coverage"] == 100 and scores["hallucination_rate"] == 0
     assert texts == [repair("蓝色雪纺裙，显瘦", ROW, CHECKS, options)]
+
+
+def test_repetition_penalty_prefers_the_text_that_says_things_once():
+    from reasongen.modeling.selection import repetition
+
+    repeated, varied = "穿着舒适，穿着舒适，穿着舒适。", "穿着舒适，版型显瘦，颜色清新。"
+    assert repetition(varied) == 0.0 < repetition(repeated) < 1.0
+    assert select([repeated, varied], {"content": "类型#裙"}, CHECKS, {"repetition": 1.0}) == varied

@@ -47,14 +47,21 @@ def consensus(candidates: Sequence[str]) -> list[float]:
     return [sum(pair[i, j] for j in range(n) if j != i) / (n - 1) for i in range(n)]
 
 
+def repetition(text: str, n: int = 4) -> float:
+    """Share of the text's character n-grams that repeat an earlier one (0: no phrase said twice)."""
+    grams = [text[i : i + n] for i in range(len(text) - n + 1)]
+    return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
+
+
 def rule_score(text: str, pairs: Attributes, row: Mapping[str, Any], checks: Checks,
                weights: Mapping[str, float]) -> float:
-    """Coverage and met controls (aspect, share of keywords, length bucket) earn, hallucinated values and
-    violations cost, each by its weight."""
+    """Coverage and met controls (aspect, share of keywords, length bucket) earn, hallucinated values,
+    violations and repeated phrases cost, each by its weight."""
     score = weights.get("coverage", 0.0) * value_coverage(text, pairs)
     score -= weights.get("hallucination", 0.0) * len(
         hallucinated_values(text, pairs, checks.value_lexicon, checks.checked_keys))
     score -= weights.get("violation", 0.0) * len(find_violations(text))
+    score -= weights.get("repetition", 0.0) * repetition(text)
     if row.get("aspect"):
         score += weights.get("aspect", 0.0) * (row["aspect"] in detect_aspects(text))
     if row.get("keywords"):
