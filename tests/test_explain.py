@@ -280,3 +280,18 @@ def test_soft_prompt_model_trains_saves_and_reloads(tmp_path: Path, bpe_tokenize
     assert meta["kind"] == "soft_prompt"
     assert torch.equal(loaded.user_embeddings.weight, model.user_embeddings.weight)
     assert loaded.generate_texts(bpe_tokenizer, [("u1", "a"), ("u2", "b")], settings) == before
+
+
+def test_naming_feature_keeps_greedy_when_it_names_the_feature_else_the_first_sample_that_does() -> None:
+    from reasongen.explain.serving import naming_feature
+
+    vocabulary = {"strings": ["string", "strings"], "sound": ["sound"]}
+    greedy_ok = ["the strings feel great", "nice sound here", "the string is bright"]
+    assert naming_feature(greedy_ok, "strings", vocabulary) == greedy_ok[0]
+    greedy_miss = ["nice sound here", "good value", "the string is bright", "strings are fine"]
+    assert naming_feature(greedy_miss, "strings", vocabulary) == "the string is bright"  # a surface form counts
+    assert naming_feature(greedy_miss, "tuner", vocabulary) == greedy_miss[0]  # nobody names it: greedy stays
+    assert naming_feature(greedy_miss, None, vocabulary) == greedy_miss[0]
+    scores = metrics.load("explanation_features").compute(
+        predictions=[naming_feature(greedy_miss, "strings", vocabulary)], features=["strings"], vocabulary=vocabulary)
+    assert scores["fmr"] == 1.0

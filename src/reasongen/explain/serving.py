@@ -4,6 +4,7 @@ an MLflow URI, and as an MLflow pyfunc model (registered as reasongen-explain)."
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,8 @@ from reasongen.explain import privacy
 from reasongen.explain.prompts import ProfilePrompter
 from reasongen.io import read_json
 from reasongen.modeling import model_io
-from reasongen.modeling.generation import generate_texts
+from reasongen.metrics.explanation_features.explanation_features import feature_sets
+from reasongen.modeling.generation import generate_candidates, generate_texts
 from reasongen.serving import _text
 
 ARTIFACT_KEY = "model_dir"
@@ -50,11 +52,30 @@ class ExplainGenerator:
         return user_id if user_id in self.prompter.users else privacy.pseudonym(user_id)
 
     def explain(self, rows: list[dict[str, Any]], use_feature: bool = True, progress: bool = True,
-                **overrides: Any) -> list[str]:
+                vocabulary: Mapping[str, Sequence[str]] | None = None, **overrides: Any) -> list[str]:
+        """One explanation per row. With a feature asked for and `feature_candidates` > 0, the greedy text is kept
+        when it names the feature, else the first of that many samples that does (vocabulary: the features'
+        surface forms; without it the feature word itself)."""
         prompts = [self.prompter.prompt({"user": self.user_key(str(row["user_id"])), "item": str(row["item_id"]),
                                          "feature": _text(row.get("feature"))}, use_feature) for row in rows]
-        return generate_texts(self.model, self.tokenizer, prompts, {**self.generation, **overrides},
-                              progress=progress)
+        cfg = {**self.generation, **overrides}
+        samples = int(cfg.get("feature_candidates") or 0)
+        if not use_feature or samples < 1:
+            return generate_texts(self.model, self.tokenizer, prompts, cfg, progress=progress)
+        found = generate_candidates(self.model, self.tokenizer, prompts, {**cfg, "do_sample": True,
+                                    "num_candidates": samples, "include_greedy": True}, progress=progress)
+        return [naming_feature([texts[-1], *texts[:-1]], _text(row.get("feature")), vocabulary)
+                for texts, row in zip(found, rows, strict=True)]
+
+
+def naming_feature(texts: Sequence[str], feature: str | None,
+                   vocabulary: Mapping[str, Sequence[str]] | None = None) -> str:
+    """The first text that mentions feature (as the FMR metric detects it), or the first text when none does."""
+    if not feature or not texts:
+        return texts[0] if texts else ""
+    forms = {feature: list((vocabulary or {}).get(feature) or [feature])}
+    mentions = feature_sets(texts, forms)
+    return next((text for text, found in zip(texts, mentions, strict=True) if feature in found), texts[0])
 
 
 def load_generator(model: str) -> ExplainGenerator:

@@ -52,14 +52,14 @@ def markdown_table(table: dict[str, dict[str, Any]], met: dict[str, bool]) -> st
 
 
 def system_predictions(cfg: DictConfig, test: list[dict], train: list[dict], profiles: dict,
-                       profile_model: Path, soft_model: Path) -> dict[str, list[str]]:
+                       profile_model: Path, soft_model: Path, vocabulary: dict) -> dict[str, list[str]]:
     generation = to_container(cfg.explain.generation)
     writer = ExplainGenerator.from_dir(profile_model, generation)
     requests = [{"user_id": row["user"], "item_id": row["item"], "feature": row["feature"]} for row in test]
     model, tokenizer, _ = soft_prompt.load(soft_model)
     retrieval = ProfileRetrieval(train, profiles)
     return {
-        "a_profile_feature": writer.explain(requests, use_feature=True),
+        "a_profile_feature": writer.explain(requests, use_feature=True, vocabulary=vocabulary),
         "b_profile": writer.explain(requests, use_feature=False),
         "c_soft_prompt": model.generate_texts(tokenizer, [(row["user"], row["item"]) for row in test], generation),
         "d_retrieval": [retrieval.predict(row) for row in test],
@@ -76,7 +76,7 @@ def run(cfg: DictConfig, prepared_dir: Path = PREPARED,
         test = test[: task.evaluate.max_examples]
     profiles = read_json(prepared_dir / "profiles.json")
     vocabulary = read_json(prepared_dir / "features.json")["forms"]
-    outputs = system_predictions(cfg, test, train, profiles, profile_model, soft_model)
+    outputs = system_predictions(cfg, test, train, profiles, profile_model, soft_model, vocabulary)
     table = {system: metrics.score_explanations(texts, test, vocabulary=vocabulary,
                                                 semantic_similarity=task.evaluate.semantic_similarity)
              for system, texts in outputs.items()}
