@@ -13,8 +13,8 @@ import mlflow.pyfunc
 from reasongen.explain import privacy
 from reasongen.explain.prompts import ProfilePrompter
 from reasongen.io import read_json
-from reasongen.modeling import model_io
 from reasongen.metrics.explanation_features.explanation_features import feature_sets
+from reasongen.modeling import model_io
 from reasongen.modeling.generation import generate_candidates, generate_texts
 from reasongen.serving import _text
 
