@@ -64,7 +64,7 @@ def generate(args: argparse.Namespace) -> int:
     if Path(args.model).exists() and Path("params.yaml").exists():
         # a bare model folder carries no decoding settings (a registered model does): use the pipeline's
         generator.generation = {**dict(load_params().generation), **generator.generation}
-    overrides = {"do_sample": False, "include_greedy": False} if args.greedy else {}
+    overrides = {"do_sample": False} if args.greedy else {}
     if args.batch_size:
         overrides["batch_size"] = args.batch_size
     predictions = generator.generate(rows, **overrides)

@@ -40,14 +40,16 @@ def generate_candidates(
     progress: bool = True,
 ) -> list[list[str]]:
     """Candidate texts per prompt: `num_candidates` samples (one text without do_sample) and, with include_greedy,
-    the greedy text appended last. `batch_size` counts sequences, so a batch holds batch_size // n prompts."""
+    the greedy text appended last (unless the decoding is greedy already). `batch_size` counts sequences, so a
+    batch holds batch_size // n prompts."""
     if not prompts:
         return []
     # without sampling every decoding of a prompt is the same text: make it once
     n = max(1, int(generation_cfg.get("num_candidates", 1))) if generation_cfg.get("do_sample") else 1
     found: list[list[str]] = [[] for _ in prompts]
     runs = [(generation_cfg, n)]
-    if generation_cfg.get("include_greedy"):
+    already_greedy = not generation_cfg.get("do_sample") and generation_cfg.get("num_beams", 1) == 1
+    if generation_cfg.get("include_greedy") and not already_greedy:
         runs.append(({**generation_cfg, "do_sample": False, "num_beams": 1}, 1))
     for cfg, count in runs:
         for index, texts in enumerate(_decode_all(model, tokenizer, prompts, cfg, count, progress)):

@@ -39,12 +39,8 @@ def consensus(candidates: Sequence[str]) -> list[float]:
     n = len(candidates)
     if n < 2:
         return [0.0] * n
-    pair = {}
-    for i in range(n):
-        for j in range(n):
-            if i != j:
-                pair[i, j] = sentence_bleu4(candidates[i], candidates[j])
-    return [sum(pair[i, j] for j in range(n) if j != i) / (n - 1) for i in range(n)]
+    return [sum(sentence_bleu4(text, other) for j, other in enumerate(candidates) if j != i) / (n - 1)
+            for i, text in enumerate(candidates)]
 
 
 def repetition(text: str, n: int = 4) -> float:

@@ -110,17 +110,18 @@ def run(
     table["references"] = metrics.score_references(test, **options)
     write_json(out_dir / "metrics.json", table)
     (out_dir / "table.md").write_text(markdown_table(table), encoding="utf-8")
-    write_jsonl(out_dir / "predictions.jsonl", (
+    predictions = [
         {"id": row["id"], "content": row["content"], "aspect": row.get("aspect"),
          "length_bucket": row.get("length_bucket"), "keywords": row.get("keywords", []), "reference": row["summary"],
          **{system: texts[i] for system, texts in outputs.items()},
          "violations": find_violations(outputs["model"][i])}
-        for i, row in enumerate(test)))
+        for i, row in enumerate(test)]
+    write_jsonl(out_dir / "predictions.jsonl", predictions)
     report_systems = [name for name in ("model", "decoding_sampling", "retrieval", "template") if name in outputs]
     checks = Checks(options["value_lexicon"], tuple(options["hallucination_keys"]), tuple(options["length_bounds"]))
     (out_dir / "sample_report.md").write_text(
-        sample_report.render(read_jsonl(out_dir / "predictions.jsonl"), report_systems, checks,
-                             n=cfg.evaluate.sample_rows, seed=cfg.seed), encoding="utf-8")
+        sample_report.render(predictions, report_systems, checks, n=cfg.evaluate.sample_rows, seed=cfg.seed),
+        encoding="utf-8")
     write_plots(out_dir, test, outputs, list(cfg.data.controls.length_bounds))
     print(markdown_table(table))
     return table
