@@ -31,6 +31,8 @@ import types
 from pathlib import Path
 from typing import Any
 
+from reasongen.text.attributes import value_lexicon
+
 LONG = ["pretrain.epochs=12", "finetune.epochs=10"]
 BIG_BATCH = ["pretrain.batch_size=64", "finetune.batch_size=64"]
 PEFT_METHODS = ("lora", "adalora", "prefix", "prompt", "ia3")
@@ -192,8 +194,8 @@ def finetune(cfg, work: Path, base_dir: Path, out: Path, scratch: Path) -> dict[
 
 def generate(cfg, model_dir: Path, test: list[dict]) -> tuple[dict[str, list[str]], dict[str, float]]:
     """Test-split texts with controls, for each decoding of DECODINGS, with seconds each."""
+    from reasongen.adgen.generator import Generator
     from reasongen.seeding import seed_everything
-    from reasongen.serving import Generator
 
     texts, seconds = {}, {}
     for decoding, settings in cfg.decodings.items():
@@ -342,7 +344,7 @@ def score(args: argparse.Namespace) -> None:
     train_rows = read_jsonl(work / "prepare" / "train.jsonl")
     test = read_jsonl(work / "prepare" / "test.jsonl")
     cfg = OmegaConf.load(work / "configs" / "A.yaml")
-    options = metrics.options(cfg, metrics.value_lexicon(train_rows))
+    options = metrics.options(cfg, value_lexicon(train_rows))
     summaries, predictions = load_results([Path(p) for p in args.results])
     header = [
         "variant",

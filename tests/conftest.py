@@ -77,9 +77,11 @@ def tiny_prepared(tmp_path_factory, tiny_rows) -> Path:
 @pytest.fixture(scope="session")
 def bpe_tokenizer(tiny_prepared):
     """A ~300-token byte-level BPE trained on the fixture rows by the tokenizer stage's own function."""
-    from reasongen.stages.tokenizer import train_bpe
+    from reasongen.adgen.prompts import training_texts
+    from reasongen.io import iter_jsonl
+    from reasongen.modeling.tokenizers import bpe_from_texts
 
-    return train_bpe(tiny_prepared / "train.jsonl", vocab_size=300, min_frequency=1)
+    return bpe_from_texts(training_texts(iter_jsonl(tiny_prepared / "train.jsonl")), vocab_size=300, min_frequency=1)
 
 
 @lru_cache(maxsize=1)

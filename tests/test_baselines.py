@@ -8,7 +8,7 @@ os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
 import pytest  # noqa: E402
 
 from reasongen import metrics  # noqa: E402
-from reasongen.baselines import RetrievalBaseline, TemplateBaseline, predict_all  # noqa: E402
+from reasongen.adgen.baselines import RetrievalBaseline, TemplateBaseline, predict_all  # noqa: E402
 
 TRAIN = [
     {"id": "A", "content": "类型#裙*颜色#红色", "summary": "A 的文案"},

@@ -283,7 +283,7 @@ def test_soft_prompt_model_trains_saves_and_reloads(tmp_path: Path, bpe_tokenize
 
 
 def test_naming_feature_keeps_greedy_when_it_names_the_feature_else_the_first_sample_that_does() -> None:
-    from reasongen.explain.serving import naming_feature
+    from reasongen.explain.generator import naming_feature
 
     vocabulary = {"strings": ["string", "strings"], "sound": ["sound"]}
     greedy_ok = ["the strings feel great", "nice sound here", "the string is bright"]

@@ -11,6 +11,9 @@ from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu  # noqa: 
 from rouge_chinese import Rouge  # noqa: E402
 
 from reasongen import metrics  # noqa: E402
+from reasongen.text.attributes import value_lexicon  # noqa: E402
+
+KEYS = ["颜色", "材质"]  # evaluate.hallucination_keys of the default config
 
 # Real-looking AdvertiseGen texts: (prediction, reference).
 PAIRS = [
@@ -26,6 +29,7 @@ PAIRS = [
 ]
 
 LEXICON = {"颜色": ["红", "白色", "深蓝色", "蓝色"], "材质": ["棉", "蕾丝", "雪纺"], "风格": ["复古", "简约"]}
+OPTIONS = {"value_lexicon": LEXICON, "length_bounds": [100, 125], "hallucination_keys": KEYS}
 
 
 def compute(name: str, **inputs):
@@ -106,14 +110,16 @@ def test_faithfulness_hand_worked():
     #    (红 is one character: ignored; 蕾丝 is 材质, which this input does not list; 风格 is not checked).
     # 3: 裙 yes, 白色 no, 棉 yes -> 2/3; 深蓝色 is matched first and masked, so 蓝色 inside it is not counted
     #    again -> 1 hallucination. coverage = (1 + 1/2 + 2/3) / 3; 2 of 3 texts hallucinate, 2 values / 3 texts.
-    got = compute("faithfulness", predictions=FAITH_TEXTS, contents=FAITH_CONTENTS, value_lexicon=LEXICON)
+    got = compute("faithfulness", predictions=FAITH_TEXTS, contents=FAITH_CONTENTS, value_lexicon=LEXICON,
+                  hallucination_keys=KEYS)
     assert got["coverage"] == pytest.approx(100 * (1 + 1 / 2 + 2 / 3) / 3)
     assert got["hallucination_rate"] == pytest.approx(200 / 3)
     assert got["hallucinated_values_per_output"] == pytest.approx(2 / 3)
 
 
 def test_faithfulness_masks_the_inputs_own_longer_value():
-    got = compute("faithfulness", predictions=["深蓝色的裙子"], contents=["类型#裙*颜色#深蓝色"], value_lexicon=LEXICON)
+    got = compute("faithfulness", predictions=["深蓝色的裙子"], contents=["类型#裙*颜色#深蓝色"], value_lexicon=LEXICON,
+                  hallucination_keys=KEYS)
     assert got == {"coverage": 100.0, "hallucination_rate": 0.0, "hallucinated_values_per_output": 0.0}
     # the other way round the mask is lenient by definition: the input's 蓝色 is masked inside 深蓝色, and a
     # shade of the input's own colour is not counted; a different colour still is.
@@ -122,6 +128,7 @@ def test_faithfulness_masks_the_inputs_own_longer_value():
         predictions=["深蓝色的裙子", "白色的裙子"],
         contents=["类型#裙*颜色#蓝色"] * 2,
         value_lexicon=LEXICON,
+        hallucination_keys=KEYS,
     )
     assert got["hallucination_rate"] == 50.0
 
@@ -214,30 +221,30 @@ SCORE_KEYS = {
 
 
 def test_value_lexicon_collects_sorted_values_per_key():
-    assert metrics.value_lexicon(ROWS) == {"类型": ["裙"], "材质": ["雪纺"], "颜色": ["深蓝色", "白色"]}
+    assert value_lexicon(ROWS) == {"类型": ["裙"], "材质": ["雪纺"], "颜色": ["深蓝色", "白色"]}
 
 
 def test_score_returns_every_metric_flat():
     got = metrics.score(
-        ["深蓝色雪纺裙，显瘦。", "白色的裙子，最好看。"], ROWS, value_lexicon=LEXICON, length_bounds=[100, 125]
+        ["深蓝色雪纺裙，显瘦。", "白色的裙子，最好看。"], ROWS, **OPTIONS
     )
     assert SCORE_KEYS <= set(got)
     assert got["n"] == 2 and got["avg_length"] == 10.0
     assert got["coverage"] == 100.0 and got["violation_rate"] == 50.0
     assert got["aspect_accuracy"] == 100.0 and got["length_accuracy"] == 100.0 and got["keyword_recall"] == 0.0
-    perfect = metrics.score([r["summary"] for r in ROWS], ROWS, value_lexicon=LEXICON, length_bounds=[100, 125])
+    perfect = metrics.score([r["summary"] for r in ROWS], ROWS, **OPTIONS)
     assert perfect["bleu4"] == pytest.approx(100.0) and perfect["rougeL"] == pytest.approx(100.0, abs=1e-4)
 
 
 def test_score_without_controls_and_length_mismatch():
-    got = metrics.score(["a", "b"], ROWS, value_lexicon=LEXICON, length_bounds=[100, 125], use_controls=False)
+    got = metrics.score(["a", "b"], ROWS, **OPTIONS, use_controls=False)
     assert got["aspect_accuracy"] is None and got["length_accuracy"] is None and got["keyword_recall"] is None
     with pytest.raises(ValueError, match="1 predictions for 2 rows"):
-        metrics.score(["a"], ROWS, value_lexicon=LEXICON, length_bounds=[100, 125])
+        metrics.score(["a"], ROWS, **OPTIONS)
 
 
 def test_score_references_is_the_ceiling_row():
-    got = metrics.score_references(ROWS, value_lexicon=LEXICON, length_bounds=[100, 125])
+    got = metrics.score_references(ROWS, **OPTIONS)
     assert SCORE_KEYS <= set(got) and got["bleu4"] is None
     assert got["coverage"] == 100.0 and got["violation_rate"] == 0.0 and got["aspect_accuracy"] == 100.0
 

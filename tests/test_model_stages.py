@@ -11,11 +11,10 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from safetensors.torch import load_file
 
-from reasongen.io import read_json
+from reasongen.adgen.prompts import prompt_for_row
+from reasongen.io import read_curves, read_json
 from reasongen.modeling import model_io
 from reasongen.modeling.generation import generate_texts
-from reasongen.modeling.prompts import prompt_for_row
-from reasongen.modeling.training import read_curve
 from reasongen.stages import base_model, finetune, tokenizer
 
 WEIGHTS = Path("weights") / "model.safetensors"
@@ -113,7 +112,7 @@ def test_base_model_stage_builds_and_pretrains_the_configured_model(built_base, 
     assert model.get_input_embeddings().num_embeddings == len(tok)
     assert meta["trust_remote_code"] is False and meta["name_or_path"] is None
     assert meta["parameters"] == sum(p.numel() for p in model.parameters())
-    curve = read_curve(built_base / "base_model" / "curves")
+    curve = read_curves(built_base / "base_model" / "curves")
     assert curve["val_loss"] and all(torch.isfinite(torch.tensor(v)) for _, v in curve["val_loss"])
     assert not any((built_base / "checkpoints" / "base_model").iterdir())  # removed after success
 
@@ -140,7 +139,7 @@ def test_finetune_stage_trains_saves_and_summarises(built_base, tiny_cfg, tiny_p
     assert summary["peft_method"] == "lora" and summary["steps"] == 3
     assert 0 < summary["trainable_parameters"] < summary["total_parameters"]
     assert read_json(tmp_path / "ft" / "summary.json") == summary
-    assert len(read_curve(tmp_path / "ft" / "curves")["train_loss"]) == 3
+    assert len(read_curves(tmp_path / "ft" / "curves")["train_loss"]) == 3
     assert not any((tmp_path / "ft-checkpoints").iterdir())  # the run's checkpoint folder is removed
     model, tok, meta = model_io.load_model(tmp_path / "ft" / "model")
     assert meta["peft_method"] == "lora" and not (tmp_path / "ft" / "model" / "adapter").exists()
@@ -258,7 +257,7 @@ def test_pretraining_continues_from_the_pretrained_weights(pretrained_dir, tiny_
 
     assert distance(trained, saved) > 0  # it trained
     assert distance(trained, saved) < 0.2 * distance(fresh, saved)  # starting from the checkpoint
-    assert read_curve(tmp_path / "base_model" / "curves")["val_loss"]
+    assert read_curves(tmp_path / "base_model" / "curves")["val_loss"]
 
 
 @pytest.mark.parametrize("stage", ["tokenizer", "base_model"])

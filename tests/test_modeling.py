@@ -7,10 +7,11 @@ import random
 import pytest
 import torch
 
+from reasongen.adgen.prompts import PROMPT_END, build_prompt, datamodule_options, prompt_for_row
 from reasongen.modeling import model_io, peft_builder
 from reasongen.modeling.datamodule import IGNORE_INDEX, PadCollator, PromptDataModule, encode_example
+from reasongen.modeling.encoding import prefix_ids
 from reasongen.modeling.generation import generate_texts, left_pad, length_batches
-from reasongen.modeling.prompts import PROMPT_END, build_prompt, prefix_ids, prompt_for_row
 
 KINDS = ["gpt2", "llama"]
 
@@ -70,7 +71,8 @@ def test_truncation_respects_both_limits(bpe_tokenizer, tiny_rows, max_source, m
     row = max(tiny_rows, key=lambda r: len(r["summary"]))
     prompt = prompt_for_row(row)
     assert len(ids_of(tok, prompt)) > 40 and len(ids_of(tok, row["summary"])) > 7
-    example = encode_example(tok, prompt, row["summary"], max_source, max_target, loss_on_prompt=False)
+    example = encode_example(tok, prompt, row["summary"], max_source, max_target, loss_on_prompt=False,
+                             prompt_end=PROMPT_END)
     assert len(example["input_ids"]) == 1 + max_source + max_target + 1
     # the prompt loses tokens from its middle: its start, and its ` | 文案:` ending as far as room allows, stay
     keep = min(len(ids_of(tok, PROMPT_END)), max_source)
@@ -91,7 +93,8 @@ def test_pad_collator_pads_right_and_masks_only_padding():
 @pytest.mark.parametrize("pretrain", [False, True])
 def test_datamodule_batches_mask_prompt_or_only_padding(bpe_tokenizer, tiny_rows, pretrain):
     tok = bpe_tokenizer
-    dm = PromptDataModule(tok, tiny_rows[:12], tiny_rows[12:16], batch_size=5, max_source_length=200,
+    dm = PromptDataModule(tok, tiny_rows[:12], tiny_rows[12:16], **datamodule_options(), batch_size=5,
+                          max_source_length=200,
                           max_target_length=20, pretrain=pretrain, control_dropout=0.5, seed=3)
     dm.setup("fit")
     seen = 0
@@ -116,7 +119,8 @@ def test_datamodule_batches_mask_prompt_or_only_padding(bpe_tokenizer, tiny_rows
 
 def test_control_dropout_is_seeded_and_spares_validation(bpe_tokenizer, tiny_rows):
     def encoded(seed):
-        dm = PromptDataModule(bpe_tokenizer, tiny_rows[:30], tiny_rows[30:], batch_size=4, max_source_length=200,
+        dm = PromptDataModule(bpe_tokenizer, tiny_rows[:30], tiny_rows[30:], **datamodule_options(), batch_size=4,
+                              max_source_length=200,
                               max_target_length=8, control_dropout=0.5, seed=seed)
         dm.setup()
         return dm.encoded

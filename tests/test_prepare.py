@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 from omegaconf import DictConfig, OmegaConf
 
-from reasongen import controls
-from reasongen.attributes import attribute_set_key, parse_content
+from reasongen import rows
+from reasongen.adgen import dataset
 from reasongen.config import compose
 from reasongen.io import read_json, read_jsonl, sha256_file
 from reasongen.paths import shared_root
 from reasongen.stages import prepare
+from reasongen.text import controls
+from reasongen.text.attributes import attribute_set_key, parse_content
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 OUTPUTS = ("train.jsonl", "val.jsonl", "test.jsonl", "quarantine.jsonl", "stats.json", "split_manifest.json")
@@ -52,12 +54,12 @@ def run_prepare(tmp_path: Path, lines: list[bytes], *overrides: str, out: str = 
 
 
 def split_rows(out_dir: Path) -> dict[str, list[dict]]:
-    return {name: read_jsonl(out_dir / f"{name}.jsonl") for name in prepare.SPLITS}
+    return {name: read_jsonl(out_dir / f"{name}.jsonl") for name in dataset.SPLITS}
 
 
 def test_normalize_text_and_summary() -> None:
-    assert prepare.normalize_text("  cafe\u0301 \t 很\u3000好\n ") == "café 很 好"
-    assert prepare.normalize_summary("<UNK>显瘦<UNK>的 <UNK> 裙子 ") == "显瘦的 裙子"
+    assert rows.normalize_text("  cafe\u0301 \t 很\u3000好\n ") == "café 很 好"
+    assert dataset.normalize_summary("<UNK>显瘦<UNK>的 <UNK> 裙子 ") == "显瘦的 裙子"
 
 
 BAD_LINES = {
@@ -90,7 +92,7 @@ def test_each_bad_row_is_quarantined_with_its_line_and_reason(tmp_path: Path) ->
     assert {record["line"]: record["reason"] for record in quarantine} == {
         number: reason for number, (_, reason) in BAD_LINES.items()
     }
-    assert all(record["raw"] is not None and len(record["raw"]) <= prepare.RAW_PREVIEW_CHARS for record in quarantine)
+    assert all(record["raw"] is not None and len(record["raw"]) <= rows.RAW_PREVIEW_CHARS for record in quarantine)
     assert "\ufffd" in next(record["raw"] for record in quarantine if record["line"] == 2)
     kept = [row for rows in split_rows(tmp_path / "prepared").values() for row in rows]
     assert sorted(row["line"] for row in kept) == [1, 14, 15]
@@ -105,7 +107,7 @@ def test_quarantine_raw_is_truncated(tmp_path: Path) -> None:
     run_prepare(tmp_path, [line(product(1)), line("没有属性", "长" * 2000)])
     (record,) = read_jsonl(tmp_path / "prepared" / "quarantine.jsonl")
     assert record["line"] == 2 and record["reason"] == "bad attributes"
-    assert len(record["raw"]) == prepare.RAW_PREVIEW_CHARS
+    assert len(record["raw"]) == rows.RAW_PREVIEW_CHARS
 
 
 def test_rows_are_normalised(tmp_path: Path) -> None:
@@ -124,7 +126,7 @@ def test_max_rows_applies_before_validation(tmp_path: Path) -> None:
 
 
 def test_rows_in_must_equal_kept_plus_quarantined(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(prepare, "count_lines", lambda *_: 99)
+    monkeypatch.setattr(rows, "count_lines", lambda *_: 99)
     with pytest.raises(RuntimeError, match="99 rows in"):
         run_prepare(tmp_path, [line(product(1))])
 
@@ -152,9 +154,9 @@ def test_no_attribute_set_is_in_two_splits(tmp_path: Path) -> None:
             assert row["group"] == attribute_set_key(parse_content(row["content"]))
     assert all(len(names) == 1 for names in split_of_group.values())
     assert len(split_of_group) == 40 == stats["groups"]
-    assert all(stats["splits"][name]["rows"] > 0 for name in prepare.SPLITS)
+    assert all(stats["splits"][name]["rows"] > 0 for name in dataset.SPLITS)
     manifest = read_json(tmp_path / "prepared" / "split_manifest.json")
-    for name in prepare.SPLITS:
+    for name in dataset.SPLITS:
         assert manifest["groups"][name] == sorted({row["group"] for row in rows[name]})
         assert manifest["sha256"][name] == sha256_file(tmp_path / "prepared" / f"{name}.jsonl")
         assert stats["splits"][name]["groups"] == len(manifest["groups"][name])
@@ -175,16 +177,16 @@ def test_same_seed_same_files_other_seed_other_split(tmp_path: Path) -> None:
 
 def test_split_groups_sizes_and_guards() -> None:
     keys = [f"k{index}" for index in range(3)]
-    assert {name: len(group) for name, group in prepare.split_groups(keys, 0.05, 0.1, 0).items()} == {
+    assert {name: len(group) for name, group in rows.split_groups(keys, 0.05, 0.1, 0).items()} == {
         "train": 1,
         "val": 1,
         "test": 1,
     }
-    sizes = {name: len(group) for name, group in prepare.split_groups(map(str, range(200)), 0.05, 0.1, 0).items()}
+    sizes = {name: len(group) for name, group in rows.split_groups(map(str, range(200)), 0.05, 0.1, 0).items()}
     assert sizes == {"train": 170, "val": 10, "test": 20}
-    assert prepare.split_groups(["only"], 0.05, 0.1, 0) == {"train": ["only"], "val": [], "test": []}
+    assert rows.split_groups(["only"], 0.05, 0.1, 0) == {"train": ["only"], "val": [], "test": []}
     with pytest.raises(ValueError, match="fractions"):
-        prepare.split_groups(keys, 0.5, 0.5, 0)
+        rows.split_groups(keys, 0.5, 0.5, 0)
 
 
 def test_control_signals_are_derived(tmp_path: Path) -> None:
@@ -201,7 +203,7 @@ def test_control_signals_are_derived(tmp_path: Path) -> None:
     slim_row = next(row for row in rows if row["line"] == 1)
     assert slim_row["aspect"] == "显瘦"
     assert "修身" not in slim_row["keywords"]  # an attribute value is never a keyword
-    for name in prepare.SPLITS:
+    for name in dataset.SPLITS:
         split = stats["splits"][name]
         assert sum(split["aspects"].values()) == sum(split["length_buckets"].values()) == split["rows"]
         assert set(split["length_buckets"]) == set(controls.LENGTH_BUCKETS)
@@ -227,7 +229,7 @@ def test_first_300_real_rows(tmp_path: Path) -> None:
     groups = [{row["group"] for row in split} for split in rows.values()]
     assert not (groups[0] & groups[1] or groups[0] & groups[2] or groups[1] & groups[2])
     summaries = [row["summary"] for split in rows.values() for row in split]
-    assert not any(prepare.UNK in summary for summary in summaries)
+    assert not any(dataset.UNK in summary for summary in summaries)
     first = next(row for row in rows["train"] + rows["val"] + rows["test"] if row["line"] == 1)
     assert first["content"] == "类型#裤*版型#宽松*风格#性感*图案#线条*裤型#阔腿裤"
     assert first["summary"].startswith("宽松的阔腿裤这两年真的吸粉不少")

@@ -5,15 +5,18 @@ from __future__ import annotations
 import pytest
 
 from reasongen import metrics
-from reasongen.attributes import parse_content
+from reasongen.adgen.selection import Checks, choose, clauses, consensus, repair, select
 from reasongen.metrics.text_checks import sentence_bleu4
 from reasongen.modeling.generation import generate_candidates, generate_texts
-from reasongen.modeling.selection import Checks, choose, clauses, consensus, repair, select
+from reasongen.text.attributes import parse_content
+
+KEYS = ["颜色", "材质"]  # evaluate.hallucination_keys of the default config
 
 LEXICON = {"颜色": ["红色", "蓝色", "黑色"], "材质": ["棉", "牛仔布", "雪纺"]}
 CHECKS = Checks(value_lexicon=LEXICON, checked_keys=("颜色", "材质"), length_bounds=(10, 20))
 ROW = {"content": "类型#裙*颜色#蓝色*材质#雪纺", "aspect": "显瘦", "length_bucket": "short"}
 ALL_RULES = {"coverage": 1.0, "hallucination": 10.0, "violation": 10.0, "aspect": 1.0, "length": 1.0}
+OPTIONS = {"value_lexicon": LEXICON, "length_bounds": [10, 20], "hallucination_keys": KEYS}
 
 
 def test_consensus_is_the_mean_bleu_against_the_others():
@@ -49,9 +52,9 @@ def test_repair_makes_a_text_faithful_compliant_and_complete():
     text = "这款裙子是最好的选择，红色很亮眼，穿着舒适。"
     fixed = repair(text, ROW, CHECKS, {"drop_violations": True, "drop_hallucinations": True,
                                        "complete_coverage": True})
-    scores = metrics.score([fixed], [{**ROW, "summary": text}], value_lexicon=LEXICON, length_bounds=[10, 20])
+    scores = metrics.score([fixed], [{**ROW, "summary": text}], **OPTIONS)
     assert scores["violation_rate"] == 0 and scores["hallucination_rate"] == 0 and scores["coverage"] == 100
-    before = metrics.score([text], [{**ROW, "summary": text}], value_lexicon=LEXICON, length_bounds=[10, 20])
+    before = metrics.score([text], [{**ROW, "summary": text}], **OPTIONS)
     assert before["violation_rate"] == 100 and before["hallucination_rate"] == 100  # the repair did the work
     assert "穿着舒适" in fixed and fixed.endswith("。")
 
@@ -103,13 +106,13 @@ def test_choose_judges_candidates_after_their_repair():
     candidates = [["红色的裙子，漂亮", "蓝色雪纺裙，显瘦"]]
     # repaired, the first names blue and chiffon in added phrases and runs past the short bucket; the second fits
     texts = choose(candidates, [ROW], CHECKS, ALL_RULES, options)
-    scores = metrics.score(texts, [{**ROW, "summary": "蓝色雪纺裙"}], value_lexicon=LEXICON, length_bounds=[10, 20])
+    scores = metrics.score(texts, [{**ROW, "summary": "蓝色雪纺裙"}], **OPTIONS)
     assert scores["length_accuracy"] == 100 and scores["coverage"] == 100 and scores["hallucination_rate"] == 0
     assert texts == [repair("蓝色雪纺裙，显瘦", ROW, CHECKS, options)]
 
 
 def test_repetition_penalty_prefers_the_text_that_says_things_once():
-    from reasongen.modeling.selection import repetition
+    from reasongen.adgen.selection import repetition
 
     repeated, varied = "穿着舒适，穿着舒适，穿着舒适。", "穿着舒适，版型显瘦，颜色清新。"
     assert repetition(varied) == 0.0 < repetition(repeated) < 1.0

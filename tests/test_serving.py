@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from reasongen.modeling.prompts import prompt_for_row
-from reasongen.serving import _as_row
+from reasongen.adgen.prompts import prompt_for_row
+from reasongen.adgen.pyfunc import _as_row
 
 
 def test_missing_fields_become_no_control() -> None:

@@ -9,13 +9,14 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from reasongen.adgen.prompts import datamodule_options, prompt_for_row
 from reasongen.config import to_container
+from reasongen.io import read_curves
 from reasongen.modeling import model_io, peft_builder
 from reasongen.modeling.datamodule import PadCollator, PromptDataModule, encode_example
 from reasongen.modeling.generation import generate_texts
 from reasongen.modeling.module import CausalLMModule
-from reasongen.modeling.prompts import prompt_for_row
-from reasongen.modeling.training import LAST, fit, read_curve
+from reasongen.modeling.training import LAST, fit
 from reasongen.seeding import seed_everything
 
 # What a method's trainable parameter names contain (none: every parameter trains).
@@ -28,13 +29,13 @@ STEPS_PER_EPOCH = 4  # 30 training rows, batch size 8
 
 
 def datamodule(tokenizer, rows, seed: int = 0) -> PromptDataModule:
-    return PromptDataModule(tokenizer, rows[:30], rows[30:35], batch_size=8, max_source_length=48,
-                            max_target_length=24, control_dropout=0.2, seed=seed)
+    return PromptDataModule(tokenizer, rows[:30], rows[30:35], **datamodule_options(), batch_size=8,
+                            max_source_length=48, max_target_length=24, control_dropout=0.2, seed=seed)
 
 
 def trainer_settings(cfg, **changes) -> dict:
-    """The tiny experiment's finetune section (as the stages pass it to fit) with changes."""
-    return {**to_container(cfg.finetune), "log_every_n_steps": 1, **changes}
+    """The tiny experiment's trainer section (as the stages pass it to fit) with changes."""
+    return {**to_container(cfg.trainer), "log_every_n_steps": 1, **changes}
 
 
 def snapshot(model) -> dict[str, torch.Tensor]:
@@ -67,11 +68,11 @@ def test_peft_method_trains_only_its_parameters_and_round_trips(
     before = snapshot(model)
 
     module = CausalLMModule(model, lr=1e-2)
-    trainer = fit(module, datamodule(tok, tiny_rows), trainer_settings(cfg, epochs=1, max_steps=3),
-                  tmp_path / "checkpoints", tmp_path / "curves")
+    trainer = fit(module, datamodule(tok, tiny_rows), trainer_settings(cfg),
+                  tmp_path / "checkpoints", tmp_path / "curves", epochs=1, max_steps=3)
 
     assert trainer.global_step == 3
-    curve = read_curve(tmp_path / "curves")
+    curve = read_curves(tmp_path / "curves")
     assert [step for step, _ in curve["train_loss"]] == [1, 2, 3]
     assert all(math.isfinite(loss) and loss > 0 for _, loss in curve["train_loss"])
     assert not (tmp_path / "checkpoints").exists()
@@ -116,7 +117,7 @@ def test_adalora_reallocates_ranks_through_the_whole_schedule(tiny_cfg, tiny_mod
     model.base_model.update_and_allocate = lambda step: (calls.append(step), allocate(step))[1]
 
     fit(CausalLMModule(model, lr=1e-2), datamodule(bpe_tokenizer, tiny_rows),
-        trainer_settings(cfg, epochs=2, max_steps=-1, patience=5), tmp_path / "ck", tmp_path / "curves")
+        trainer_settings(cfg, patience=5), tmp_path / "ck", tmp_path / "curves", epochs=2)
 
     assert calls == list(range(1, 2 * STEPS_PER_EPOCH + 1))
     pattern = model.peft_config["default"].rank_pattern
@@ -127,7 +128,7 @@ def test_adalora_reallocates_ranks_through_the_whole_schedule(tiny_cfg, tiny_mod
         lora_e = model.get_parameter(f"base_model.model.{name}")
         dropped = torch.tensor([not keep for keep in mask])
         assert (lora_e[dropped] == 0).all(), f"{name}: ranks outside the pattern are not masked"
-    assert all(math.isfinite(loss) for _, loss in read_curve(tmp_path / "curves")["train_loss"])
+    assert all(math.isfinite(loss) for _, loss in read_curves(tmp_path / "curves")["train_loss"])
 
 
 class Crash(Callback):
@@ -154,18 +155,18 @@ class CountSteps(Callback):
 
 def test_fit_resumes_from_last_checkpoint_after_a_crash(tiny_cfg, tiny_model, bpe_tokenizer, tiny_rows, tmp_path):
     cfg = tiny_cfg("peft=lora")
-    settings = trainer_settings(cfg, epochs=2, max_steps=-1, patience=5, checkpoint_every_n_steps=2)
+    settings = trainer_settings(cfg, patience=5, checkpoint_every_n_steps=2)
 
     def run(folder, callbacks):
         seed_everything(0)
         model = peft_builder.wrap(tiny_model("gpt2", bpe_tokenizer), cfg.peft, total_steps=8)
         module = CausalLMModule(model, lr=1e-2)
         trainer = fit(module, datamodule(bpe_tokenizer, tiny_rows), settings, folder / "ck", folder / "curves",
-                      callbacks=callbacks)
+                      epochs=2, callbacks=callbacks)
         return trainer
 
     reference = run(tmp_path / "straight", [])
-    straight = read_curve(tmp_path / "straight" / "curves")
+    straight = read_curves(tmp_path / "straight" / "curves")
     total = 2 * STEPS_PER_EPOCH
     assert reference.global_step == total
 
@@ -181,7 +182,7 @@ def test_fit_resumes_from_last_checkpoint_after_a_crash(tiny_cfg, tiny_model, bp
     assert counter.batches == total - 6  # continued from step 6, did not start over
     assert not (tmp_path / "crashed" / "ck").exists()
 
-    curve = read_curve(tmp_path / "crashed" / "curves")
+    curve = read_curves(tmp_path / "crashed" / "curves")
     assert [s for s, _ in curve["train_loss"]] == [s for s, _ in straight["train_loss"]] == list(range(1, total + 1))
     assert [s for s, _ in curve["val_loss"]] == [s for s, _ in straight["val_loss"]] == [4, 8]
     # points recorded before the checkpoint survive the crash unchanged (and match the uninterrupted run)
@@ -213,9 +214,9 @@ def test_fit_ends_with_the_best_validated_weights(tiny_cfg, tiny_model, bpe_toke
     seed_everything(0)
     module = CausalLMModule(tiny_model("gpt2", bpe_tokenizer), lr=1e-2)
     spoil = Spoil(last_step=2 * STEPS_PER_EPOCH)
-    fit(module, datamodule(bpe_tokenizer, tiny_rows), trainer_settings(cfg, epochs=2, max_steps=-1, patience=5),
-        tmp_path / "ck", tmp_path / "curves", callbacks=[spoil])
-    (_, first), (_, second) = read_curve(tmp_path / "curves")["val_loss"]
+    fit(module, datamodule(bpe_tokenizer, tiny_rows), trainer_settings(cfg, patience=5),
+        tmp_path / "ck", tmp_path / "curves", epochs=2, callbacks=[spoil])
+    (_, first), (_, second) = read_curves(tmp_path / "curves")["val_loss"]
     assert second > first
     final = module.state_dict()
     assert final.keys() == spoil.first_validated.keys()

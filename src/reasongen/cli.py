@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--no-controls", action="store_true", help="ignore controls in the input")
     generate.add_argument("--greedy", action="store_true", help="greedy decoding instead of the model's saved settings")
     generate.add_argument("--batch-size", type=int, help="generation batch size")
+    generate.add_argument("--params", default="params.yaml",
+                          help="decoding settings for a model folder (a registered model carries its own)")
 
     evaluate = add_command(
         commands, "evaluate", "score predictions against AdvertiseGen-format references",
@@ -112,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--no-feature", action="store_true", help="ignore features in the input (system (b))")
     explain.add_argument("--sample", action="store_true", help="top-p sampling instead of the saved (greedy) decoding")
     explain.add_argument("--batch-size", type=int, help="generation batch size")
+    explain.add_argument("--params", default="params.yaml",
+                         help="decoding settings for a model folder (a registered model carries its own)")
 
     sweep = add_command(
         commands, "sweep", "Optuna search over Hydra overrides (resumable, failure-tolerant, tracked in MLflow)",

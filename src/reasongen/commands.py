@@ -8,8 +8,11 @@ import json
 import sys
 from pathlib import Path
 
-from reasongen.config import compose, load_params, to_container, write_params
+from omegaconf import OmegaConf
+
+from reasongen.config import compose, declared_params, load_params, restrict, to_container, write_params
 from reasongen.io import read_jsonl, write_json, write_jsonl
+from reasongen.text.attributes import value_lexicon
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -39,13 +42,15 @@ def data(args: argparse.Namespace) -> int:
 
 
 def stage(args: argparse.Namespace) -> int:
-    cfg = load_params(args.params, args.overrides)
+    # the stage sees only the params its dvc.yaml entry lists
+    cfg = restrict(load_params(args.params, args.overrides), declared_params(args.name), args.name)
     importlib.import_module(f"reasongen.stages.{args.name}").run(cfg)
     return 0
 
 
 def generate(args: argparse.Namespace) -> int:
-    from reasongen.serving import load_generator
+    from reasongen.adgen.generator import Generator, load_text_generator
+    from reasongen.tracking import is_model_uri
 
     rows = read_jsonl(args.input)
     for number, row in enumerate(rows, start=1):
@@ -60,10 +65,8 @@ def generate(args: argparse.Namespace) -> int:
             row["aspect"] = args.aspect
         if args.length and not row.get("length_bucket"):
             row["length_bucket"] = args.length
-    generator = load_generator(args.model)
-    if Path(args.model).exists() and Path("params.yaml").exists():
-        # a bare model folder carries no decoding settings (a registered model does): use the pipeline's
-        generator.generation = {**dict(load_params().generation), **generator.generation}
+    generator = load_text_generator(args.model) if is_model_uri(args.model) else Generator.from_dir(
+        args.model, pipeline_decoding(args.params, "generation"))
     overrides = {"do_sample": False} if args.greedy else {}
     if args.batch_size:
         overrides["batch_size"] = args.batch_size
@@ -75,7 +78,7 @@ def generate(args: argparse.Namespace) -> int:
 
 def evaluate(args: argparse.Namespace) -> int:
     from reasongen import metrics
-    from reasongen.stages.evaluate import reference_rows
+    from reasongen.adgen.evaluation import reference_rows
 
     predictions = [row.get("prediction", "") for row in read_jsonl(args.predictions)]
     references = reference_rows(read_jsonl(args.references))
@@ -85,7 +88,7 @@ def evaluate(args: argparse.Namespace) -> int:
         return 2
     cfg = load_params(args.params) if Path(args.params).exists() else compose()
     train = read_jsonl(args.train) if args.train.exists() else references
-    scores = metrics.score(predictions, references, **metrics.options(cfg, metrics.value_lexicon(train)))
+    scores = metrics.score(predictions, references, **metrics.options(cfg, value_lexicon(train)))
     output = args.output or args.predictions.with_suffix(".metrics.json")
     write_json(output, scores)
     print(json.dumps(scores, ensure_ascii=False, indent=2))
@@ -94,7 +97,8 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def explain(args: argparse.Namespace) -> int:
-    from reasongen.explain.serving import check_rows, load_generator
+    from reasongen.explain.generator import ExplainGenerator, check_rows, load_explainer
+    from reasongen.tracking import is_model_uri
 
     rows = read_jsonl(args.input)
     try:
@@ -107,10 +111,8 @@ def explain(args: argparse.Namespace) -> int:
             row.pop("feature", None)
         elif args.feature and not row.get("feature"):
             row["feature"] = args.feature
-    generator = load_generator(args.model)
-    if Path(args.model).exists() and Path("params.yaml").exists():
-        # a bare model folder carries no decoding settings (a registered model does): use the pipeline's
-        generator.generation = {**dict(load_params().explain.generation), **generator.generation}
+    generator = load_explainer(args.model) if is_model_uri(args.model) else ExplainGenerator.from_dir(
+        args.model, pipeline_decoding(args.params, "explain.generation"))
     overrides = {"do_sample": True, "top_p": 0.9} if args.sample else {}
     if args.batch_size:
         overrides["batch_size"] = args.batch_size
@@ -118,6 +120,13 @@ def explain(args: argparse.Namespace) -> int:
     write_jsonl(args.output, ({"explanation": text} for text in texts))
     print(f"wrote {len(texts)} explanations to {args.output}")
     return 0
+
+
+def pipeline_decoding(params_file: str | Path, section: str) -> dict:
+    """The decoding settings for a bare model folder (a registered model carries its own): params.yaml's, or the
+    defaults composed from conf/ outside a pipeline checkout."""
+    cfg = load_params(params_file) if Path(params_file).exists() else compose()
+    return to_container(OmegaConf.select(cfg, section))
 
 
 def sweep(args: argparse.Namespace) -> int:

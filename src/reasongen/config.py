@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from reasongen.paths import repo_root
 
@@ -80,3 +80,45 @@ def config_hash(*sections: DictConfig | dict | int | str | None) -> str:
     payload = json.dumps([to_container(s) if isinstance(s, (DictConfig, dict)) else s for s in sections],
                          sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def declared_params(stage: str, dvc_file: str | Path = "dvc.yaml") -> list[str] | None:
+    """The params keys dvc.yaml lists for `stage` (None: every param, or no dvc.yaml to read)."""
+    import yaml
+
+    path = Path(dvc_file)
+    if not path.exists():
+        return None
+    spec = yaml.safe_load(path.read_text(encoding="utf-8"))["stages"].get(stage)
+    if spec is None:
+        raise KeyError(f"{path} has no stage {stage!r}")
+    keys: list[str] = []
+    for entry in spec.get("params", []):
+        if isinstance(entry, str):
+            keys.append(entry)
+        elif PARAMS_FILE in entry and not entry[PARAMS_FILE]:
+            return None  # `- params.yaml:` declares every param
+        else:
+            keys += [key for keys_of_file in entry.values() for key in keys_of_file or []]
+    return keys
+
+
+def restrict(cfg: DictConfig, keys: Sequence[str] | None, stage: str = "") -> DictConfig:
+    """Only `keys` of cfg (None: all of it), in struct mode: a stage that reads a key its dvc.yaml entry does not
+    list fails at once, instead of DVC missing the change that should have re-run it."""
+    if keys is None:
+        result = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    else:
+        result = OmegaConf.create()
+        for key in keys:
+            value = OmegaConf.select(cfg, key, default=_MISSING)
+            if value is _MISSING:
+                raise KeyError(f"dvc.yaml lists param {key!r} for stage {stage!r}, but params.yaml has no such key")
+            if isinstance(value, DictConfig | ListConfig):
+                value = OmegaConf.to_container(value, resolve=True)
+            OmegaConf.update(result, key, value, force_add=True)
+    OmegaConf.set_struct(result, True)
+    return result
+
+
+_MISSING = object()

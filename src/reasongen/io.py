@@ -1,7 +1,8 @@
-"""Reading and writing the JSON / JSON Lines files that stages exchange."""
+"""Reading and writing the files that stages exchange: JSON, JSON Lines, loss curves as CSV."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
@@ -56,3 +57,38 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def sha256_tree(*paths: str | Path) -> str:
+    """Hex sha256 over files and folders (every file below, in sorted order, with its relative name): a stage's
+    input identity, so that a resumed checkpoint always belongs to the same inputs."""
+    digest = hashlib.sha256()
+    for root in map(Path, paths):
+        files = sorted(f for f in root.rglob("*") if f.is_file()) if root.is_dir() else [root]
+        for file in files:
+            digest.update(f"{file.relative_to(root.parent)}\0{sha256_file(file)}\0".encode())
+    return digest.hexdigest()
+
+
+CURVES = ("train_loss", "val_loss")
+
+
+def write_curves(folder: Path, points: dict[str, list[tuple[int, float]]]) -> None:
+    """Loss curves as one `<name>.csv` (step, value) per curve: what dvc plots and the MLflow recorder read."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, values in points.items():
+        with open(folder / f"{name}.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["step", name])
+            writer.writerows(values)
+
+
+def read_curves(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """The curves write_curves left in folder (missing files: no points)."""
+    curves: dict[str, list[tuple[int, float]]] = {}
+    for name in CURVES:
+        path = folder / f"{name}.csv"
+        if path.exists():
+            with open(path, encoding="utf-8") as handle:
+                curves[name] = [(int(row["step"]), float(row[name])) for row in csv.DictReader(handle)]
+    return curves

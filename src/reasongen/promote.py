@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from reasongen import metrics, tracking
 from reasongen.config import flatten
 from reasongen.io import read_jsonl, write_json
+from reasongen.text.attributes import value_lexicon
 
 CHAMPION = "champion"
 PREVIOUS = "previous"
@@ -48,9 +49,9 @@ def gate_failures(candidate: dict[str, Any], champion: dict[str, Any] | None, ga
 
 def score_version(name: str, version: str, rows: list[dict], cfg: DictConfig, lexicon: dict) -> dict[str, Any]:
     """The registered version's metrics on rows, generated with the decoding it was registered with."""
-    from reasongen.serving import load_generator
+    from reasongen.adgen.generator import load_text_generator
 
-    generator = load_generator(f"models:/{name}/{version}")
+    generator = load_text_generator(f"models:/{name}/{version}")
     texts = generator.generate(rows)
     return metrics.score(texts, rows, **metrics.options(cfg, lexicon))
 
@@ -111,7 +112,7 @@ def promote(cfg: DictConfig, prepared_dir: Path = Path("outputs/prepare"),
         return Decision(candidate, champion, accepted=True)
     rows = read_jsonl(prepared_dir / "test.jsonl")
     rows = rows[: cfg.promote.max_examples] if cfg.promote.max_examples else rows
-    lexicon = metrics.value_lexicon(read_jsonl(prepared_dir / "train.jsonl"))
+    lexicon = value_lexicon(read_jsonl(prepared_dir / "train.jsonl"))
     scores = {}
     for role, version in (("candidate", candidate), ("champion", champion)):
         if version is None:

@@ -15,6 +15,7 @@ from reasongen import metrics, tracking
 from reasongen.config import apply_overrides, compose, config_hash, load_params, to_container
 from reasongen.io import read_jsonl, write_json
 from reasongen.stages import finetune
+from reasongen.text.attributes import value_lexicon
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
@@ -74,7 +75,7 @@ class Sweep:
         self.prepared_dir = prepared_dir
         self.base_dir = base_dir
         self.val_rows = read_jsonl(prepared_dir / "val.jsonl")[: self.search.max_val_examples]
-        self.lexicon = metrics.value_lexicon(read_jsonl(prepared_dir / "train.jsonl"))
+        self.lexicon = value_lexicon(read_jsonl(prepared_dir / "train.jsonl"))
 
     def study(self) -> optuna.Study:
         sampler = optuna.samplers.TPESampler(seed=self.search.seed)
@@ -88,7 +89,7 @@ class Sweep:
         import mlflow
         from optuna_integration import PyTorchLightningPruningCallback
 
-        from reasongen.serving import Generator
+        from reasongen.adgen.generator import Generator
 
         chosen = suggest(trial, to_container(self.search.space))
         with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True, experiment_id=self.experiment,

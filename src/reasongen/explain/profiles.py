@@ -3,9 +3,13 @@ most-mentioned features and mean rating."""
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
+
+PROFILES_FILE = "profiles.json"  # the training profiles, shipped inside the model folder
 
 Row = dict[str, Any]
 
@@ -32,3 +36,8 @@ def build_profiles(train_rows: Iterable[Row], top_k: int) -> dict[str, dict[str,
         "users": {user: _profile(rows, top_k) for user, rows in sorted(by_user.items())},
         "items": {item: _profile(rows, top_k) for item, rows in sorted(by_item.items())},
     }
+
+
+def add_profiles(model_dir: Path, profiles_path: Path) -> None:
+    """Ship the training profiles (pseudonymous) inside the model folder: the model needs them to write."""
+    shutil.copy(profiles_path, model_dir / PROFILES_FILE)

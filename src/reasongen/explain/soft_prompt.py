@@ -15,8 +15,8 @@ from torch import nn
 from reasongen.io import read_json, write_json
 from reasongen.modeling import model_io
 from reasongen.modeling.datamodule import IGNORE_INDEX
+from reasongen.modeling.encoding import prefix_ids
 from reasongen.modeling.generation import GENERATE_KEYS
-from reasongen.modeling.prompts import prefix_ids
 from reasongen.modeling.text import decode
 
 EMBEDDINGS_FILE = "soft_prompt.safetensors"

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
-
-from reasongen.attributes import parse_content
 
 METRICS_DIR = Path(__file__).parent
 # Every metric module, in report order; `score` runs them all.
@@ -17,7 +15,6 @@ METRIC_MODULES = REFERENCE_METRICS + REFERENCE_FREE_METRICS
 # Task B (personalized explanations, English): PETER's definitions, and an embedding similarity.
 EXPLAIN_METRICS = ("bleu_words", "rouge_words", "explanation_features", "semantic_similarity")
 KNOWN_MODULES = METRIC_MODULES + EXPLAIN_METRICS
-DEFAULT_HALLUCINATION_KEYS = ("颜色", "材质")
 
 Row = dict[str, Any]
 Scores = dict[str, float | None]
@@ -33,15 +30,6 @@ def load(name: str) -> Any:
     return evaluate.load(str(METRICS_DIR / name))
 
 
-def value_lexicon(train_rows: Iterable[Row]) -> dict[str, list[str]]:
-    """Known values of each attribute key (sorted), from the training rows' `content`."""
-    lexicon: dict[str, set[str]] = {}
-    for row in train_rows:
-        for key, value in parse_content(row["content"]):
-            lexicon.setdefault(key, set()).add(value)
-    return {key: sorted(found) for key, found in sorted(lexicon.items())}
-
-
 def options(cfg: Any, value_lexicon: dict[str, list[str]]) -> dict[str, Any]:
     """score's keyword arguments from the composed config: the one mapping of config to scoring."""
     return {"value_lexicon": value_lexicon, "length_bounds": list(cfg.data.controls.length_bounds),
@@ -54,7 +42,7 @@ def score(
     *,
     value_lexicon: dict[str, list[str]],
     length_bounds: Sequence[int],
-    hallucination_keys: Sequence[str] = DEFAULT_HALLUCINATION_KEYS,
+    hallucination_keys: Sequence[str],
     use_controls: bool = True,
 ) -> Scores:
     """Every metric of predictions[i] against rows[i] (its `summary` is the reference), as one flat dict.
@@ -76,7 +64,7 @@ def score_references(
     *,
     value_lexicon: dict[str, list[str]],
     length_bounds: Sequence[int],
-    hallucination_keys: Sequence[str] = DEFAULT_HALLUCINATION_KEYS,
+    hallucination_keys: Sequence[str],
     use_controls: bool = True,
 ) -> Scores:
     """The reference-free metrics of the human references themselves (a ceiling row); BLEU/ROUGE are None."""

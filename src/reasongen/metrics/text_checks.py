@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 
-from reasongen.attributes import Attributes, values, values_by_key
+from reasongen.text.attributes import Attributes, values, values_by_key
 
 _MASK = "\x00"  # cannot occur in text, and breaks adjacency so masking never creates a new match
 _SMOOTHING = SmoothingFunction().method3

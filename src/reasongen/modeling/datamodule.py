@@ -1,4 +1,5 @@
-"""LightningDataModule: prepared rows -> token ids, loss on the text only (finetune) or everywhere (pretrain)."""
+"""LightningDataModule for any task: prepared rows -> token ids, loss on the text only (finetune) or everywhere
+(pretrain). The task supplies its prompt function, its prompt end and its target field."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader
 
-from reasongen.modeling.prompts import build_prompt, controls_of, encode_prompt
+from reasongen.modeling.encoding import encode_prompt
 
 IGNORE_INDEX = -100
 SEQUENCE_KEYS = ("input_ids", "labels")
@@ -24,19 +25,14 @@ def encode_example(
     max_source_length: int,
     max_target_length: int,
     loss_on_prompt: bool,
+    prompt_end: str = "",
 ) -> dict[str, list[int]]:
     """bos + prompt + text + eos as ids, with labels masked on the prompt unless loss_on_prompt."""
-    source = encode_prompt(tokenizer, prompt, max_source_length)
+    source = encode_prompt(tokenizer, prompt, max_source_length, prompt_end)
     target_ids = tokenizer(target, add_special_tokens=False)["input_ids"][:max_target_length]
     target_ids = target_ids + [tokenizer.eos_token_id]
     labels = (source if loss_on_prompt else [IGNORE_INDEX] * len(source)) + target_ids
     return {"input_ids": source + target_ids, "labels": labels}
-
-
-def prompt_with_dropout(row: dict[str, Any], rng: random.Random, control_dropout: float) -> str:
-    """Prompt whose controls are each left out with probability control_dropout (robust to missing controls)."""
-    controls = {key: value for key, value in controls_of(row).items() if rng.random() >= control_dropout}
-    return build_prompt(row["content"], **controls)
 
 
 class PadCollator:
@@ -95,8 +91,8 @@ class LengthGroupedBatches(torch.utils.data.Sampler[list[int]]):
 class PromptDataModule(pl.LightningDataModule):
     """Train/val loaders over prepared rows; `pretrain=True` trains on prompt and text alike.
 
-    Task A's defaults: the prompt is `prompt_with_dropout` (attributes + controls), the text `summary`. Another task
-    passes its own `prompt_fn(row, rng, dropout)`, `target_field`, and `extra_fn(row)` for per-example integer
+    The task passes `prompt_fn(row, rng, dropout)` (the prompt, with controls dropped at that rate), `prompt_end`
+    (what truncation keeps), `target_field` (the text), and optionally `extra_fn(row)` for per-example integer
     inputs (such as user and item indices) that the collator hands to the model as tensors."""
 
     def __init__(
@@ -105,6 +101,9 @@ class PromptDataModule(pl.LightningDataModule):
         train_rows: list[dict[str, Any]],
         val_rows: list[dict[str, Any]],
         *,
+        prompt_fn: PromptFn,
+        prompt_end: str,
+        target_field: str,
         batch_size: int,
         max_source_length: int,
         max_target_length: int,
@@ -112,12 +111,11 @@ class PromptDataModule(pl.LightningDataModule):
         control_dropout: float = 0.0,
         seed: int = 42,
         num_workers: int = 0,
-        prompt_fn: PromptFn = prompt_with_dropout,
-        target_field: str = "summary",
         extra_fn: Callable[[dict[str, Any]], dict[str, int]] | None = None,
     ):
         super().__init__()
         self.prompt_fn = prompt_fn
+        self.prompt_end = prompt_end
         self.target_field = target_field
         self.extra_fn = extra_fn
         self.tokenizer = tokenizer
@@ -141,6 +139,7 @@ class PromptDataModule(pl.LightningDataModule):
                 row[self.target_field],
                 *self.lengths,
                 loss_on_prompt=self.pretrain,
+                prompt_end=self.prompt_end,
             )
             | (self.extra_fn(row) if self.extra_fn else {})
             for row in rows

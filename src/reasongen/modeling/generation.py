@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from reasongen.modeling.prompts import encode_prompt
+from reasongen.modeling.encoding import encode_prompt
 from reasongen.modeling.text import decode
 
 GENERATE_KEYS = ("max_new_tokens", "do_sample", "top_p", "temperature", "top_k", "num_beams",
@@ -22,12 +22,12 @@ def generate_texts(
     prompts: Sequence[str],
     generation_cfg: dict[str, Any],
     *,
+    prompt_end: str = "",
     progress: bool = True,
 ) -> list[str]:
     """Generate one text per prompt with the configured decoding (the first candidate when several are asked)."""
-    return [found[0] for found in generate_candidates(model, tokenizer, prompts, {**generation_cfg,
-                                                                                  "num_candidates": 1,
-                                                                                  "include_greedy": False},
+    single = {**generation_cfg, "num_candidates": 1, "include_greedy": False}
+    return [found[0] for found in generate_candidates(model, tokenizer, prompts, single, prompt_end=prompt_end,
                                                       progress=progress)]
 
 
@@ -37,11 +37,12 @@ def generate_candidates(
     prompts: Sequence[str],
     generation_cfg: dict[str, Any],
     *,
+    prompt_end: str = "",
     progress: bool = True,
 ) -> list[list[str]]:
     """Candidate texts per prompt: `num_candidates` samples (one text without do_sample) and, with include_greedy,
     the greedy text appended last (unless the decoding is greedy already). `batch_size` counts sequences, so a
-    batch holds batch_size // n prompts."""
+    batch holds batch_size // n prompts. Prompts over max_source_length tokens keep their `prompt_end`."""
     if not prompts:
         return []
     # without sampling every decoding of a prompt is the same text: make it once
@@ -52,13 +53,13 @@ def generate_candidates(
     if generation_cfg.get("include_greedy") and not already_greedy:
         runs.append(({**generation_cfg, "do_sample": False, "num_beams": 1}, 1))
     for cfg, count in runs:
-        for index, texts in enumerate(_decode_all(model, tokenizer, prompts, cfg, count, progress)):
+        for index, texts in enumerate(_decode_all(model, tokenizer, prompts, cfg, count, prompt_end, progress)):
             found[index].extend(texts)
     return found
 
 
 def _decode_all(model, tokenizer, prompts: Sequence[str], generation_cfg: dict[str, Any], count: int,
-                progress: bool) -> list[list[str]]:
+                prompt_end: str, progress: bool) -> list[list[str]]:
     """`count` texts per prompt with one decoding setting, batched by prompt length, in input order."""
     device = next(model.parameters()).device
     per_batch = max(1, int(generation_cfg.get("batch_size", 16)) // count)
@@ -67,7 +68,7 @@ def _decode_all(model, tokenizer, prompts: Sequence[str], generation_cfg: dict[s
         kwargs = {k: v for k, v in kwargs.items() if k not in ("top_p", "temperature", "top_k")}
     torch.manual_seed(int(generation_cfg.get("seed", 0)))
     max_source = generation_cfg.get("max_source_length")
-    encoded = [encode_prompt(tokenizer, prompt, max_source) for prompt in prompts]
+    encoded = [encode_prompt(tokenizer, prompt, max_source, prompt_end) for prompt in prompts]
     outputs: list[list[str]] = [[] for _ in prompts]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     batches = length_batches([len(ids) for ids in encoded], per_batch, same_length=virtual_tokens_first(model))

@@ -91,6 +91,11 @@ def save_model(model, tokenizer, out_dir: Path, meta: dict[str, Any]) -> None:
     (out_dir / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
 
 
+def default_device() -> str:
+    """Where a loaded model generates: the GPU when there is one."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def load_model(model_dir: str | Path, device: str | torch.device = "cpu"):
     """(model, tokenizer, meta) from a folder written by save_model, in eval mode."""
     from transformers import AutoTokenizer

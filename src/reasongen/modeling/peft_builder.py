@@ -76,3 +76,8 @@ def trainable_parameters(model) -> tuple[int, int]:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     return trainable, total
+
+
+def virtual_tokens(peft_cfg: DictConfig | dict[str, Any]) -> int:
+    """Positions the method puts in front of every sequence (prefix / prompt tuning), which the context must fit."""
+    return int(peft_cfg["num_virtual_tokens"]) if peft_cfg["method"] in ("prefix", "prompt") else 0

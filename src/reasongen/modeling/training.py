@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import csv
 import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+
+from reasongen.io import write_curves
 
 LAST = "last.ckpt"
 
@@ -45,56 +47,50 @@ class CurveRecorder(Callback):
         self.points = {name: [tuple(p) for p in values] for name, values in state_dict["points"].items()}
 
     def write(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, points in self.points.items():
-            with open(folder / f"{name}.csv", "w", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(["step", name])
-                writer.writerows(points)
+        write_curves(folder, self.points)
 
 
-def read_curve(folder: Path) -> dict[str, list[tuple[int, float]]]:
-    """The curves CurveRecorder.write left in folder (missing files: no points)."""
-    curves: dict[str, list[tuple[int, float]]] = {}
-    for name in ("train_loss", "val_loss"):
-        path = folder / f"{name}.csv"
-        if path.exists():
-            with open(path, encoding="utf-8") as handle:
-                curves[name] = [(int(row["step"]), float(row[name])) for row in csv.DictReader(handle)]
-    return curves
+def checkpoint_dir(root: Path, run_id: str) -> Path:
+    """root/run_id: one run's checkpoints. root is a persistent DVC output, so it must exist, even empty."""
+    root.mkdir(parents=True, exist_ok=True)
+    return root / run_id
 
 
 def fit(
     module: pl.LightningModule,
     datamodule: pl.LightningDataModule,
-    trainer_cfg: dict[str, Any],
+    trainer_cfg: Mapping[str, Any],
     checkpoint_dir: Path,
     curve_dir: Path,
     *,
-    callbacks: list[Callback] = (),
+    epochs: int,
+    max_steps: int = -1,
+    patience: int | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> pl.Trainer:
-    """Train with early stopping on val_loss, resuming from checkpoint_dir/last.ckpt if a crash left one;
-    load the best weights back into `module`, write the loss curves to curve_dir, delete the checkpoints."""
+    """Train with early stopping on val_loss (trainer_cfg: the `trainer` config group; patience overrides its
+    patience), resuming from checkpoint_dir/last.ckpt if a crash left one; load the best weights back into
+    `module`, write the loss curves to curve_dir, delete the checkpoints."""
     recorder = CurveRecorder()
     # `best` is checked after validation only: a run stopped by max_steps before any validation keeps its last
     # weights. `last.ckpt` is written every few steps so that a crash loses little.
     best = ModelCheckpoint(dirpath=checkpoint_dir, filename="best", monitor="val_loss", save_top_k=1,
                            save_on_train_epoch_end=False)
     last = ModelCheckpoint(dirpath=checkpoint_dir, save_top_k=0, save_last=True,
-                           every_n_train_steps=trainer_cfg.get("checkpoint_every_n_steps", 50))
-    stopper = EarlyStopping(monitor="val_loss", patience=trainer_cfg.get("patience", 2), strict=False,
-                            check_on_train_epoch_end=False)
+                           every_n_train_steps=trainer_cfg["checkpoint_every_n_steps"])
+    stopper = EarlyStopping(monitor="val_loss", patience=trainer_cfg["patience"] if patience is None else patience,
+                            strict=False, check_on_train_epoch_end=False)
     trainer = pl.Trainer(
-        accelerator=trainer_cfg.get("accelerator", "auto"),
-        devices=trainer_cfg.get("devices", "auto"),
-        strategy=trainer_cfg.get("strategy", "auto"),
-        precision=auto_precision(trainer_cfg.get("precision", "auto")),
-        max_epochs=trainer_cfg["epochs"],
-        max_steps=trainer_cfg.get("max_steps", -1),
-        gradient_clip_val=trainer_cfg.get("gradient_clip_val"),
-        log_every_n_steps=trainer_cfg.get("log_every_n_steps", 10),
-        val_check_interval=trainer_cfg.get("val_check_interval", 1.0),
-        limit_val_batches=trainer_cfg.get("limit_val_batches", 1.0),
+        accelerator=trainer_cfg["accelerator"],
+        devices=trainer_cfg["devices"],
+        strategy=trainer_cfg["strategy"],
+        precision=auto_precision(trainer_cfg["precision"]),
+        max_epochs=epochs,
+        max_steps=max_steps,
+        gradient_clip_val=trainer_cfg["gradient_clip_val"],
+        log_every_n_steps=trainer_cfg["log_every_n_steps"],
+        val_check_interval=trainer_cfg["val_check_interval"],
+        limit_val_batches=trainer_cfg["limit_val_batches"],
         num_sanity_val_steps=0,
         callbacks=[recorder, best, last, stopper, *callbacks],
         logger=False,
@@ -119,21 +115,24 @@ def fit(
 def train_lm(
     model: torch.nn.Module,
     datamodule: pl.LightningDataModule,
-    trainer_cfg: dict[str, Any],
+    trainer_cfg: Mapping[str, Any],
+    schedule: Mapping[str, Any],
     checkpoint_dir: Path,
     curve_dir: Path,
     *,
-    callbacks: list[Callback] = (),
+    patience: int | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> tuple[pl.LightningModule, dict[str, Any]]:
-    """Fine-tune `model` (plain, PEFT-wrapped or a wrapper such as the soft-prompt LM) with CausalLMModule and fit;
-    returns the trained module and the run's summary (parameters, epochs, steps, best validation loss)."""
+    """Train `model` (plain, PEFT-wrapped or a wrapper such as the soft-prompt LM) with CausalLMModule and fit.
+    schedule: epochs, max_steps, lr, weight_decay, warmup_ratio (a stage's own section). Returns the trained module
+    and the run's summary (parameters, epochs, steps, best validation loss)."""
     from reasongen.modeling.module import CausalLMModule
     from reasongen.modeling.peft_builder import trainable_parameters
 
     trainable, total = trainable_parameters(model)
-    module = CausalLMModule(model, trainer_cfg["lr"], trainer_cfg.get("weight_decay", 0.0),
-                            trainer_cfg.get("warmup_ratio", 0.0))
-    trainer = fit(module, datamodule, trainer_cfg, checkpoint_dir, curve_dir, callbacks=list(callbacks))
+    module = CausalLMModule(model, schedule["lr"], schedule["weight_decay"], schedule["warmup_ratio"])
+    trainer = fit(module, datamodule, trainer_cfg, checkpoint_dir, curve_dir, epochs=schedule["epochs"],
+                  max_steps=schedule["max_steps"], patience=patience, callbacks=callbacks)
     return module, {
         "trainable_parameters": trainable,
         "total_parameters": total,

@@ -7,13 +7,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from reasongen.adgen.prompts import datamodule_options
 from reasongen.config import config_hash, to_container
-from reasongen.io import read_jsonl
+from reasongen.io import read_jsonl, sha256_tree
 from reasongen.modeling import model_io
 from reasongen.modeling.datamodule import PromptDataModule
-from reasongen.modeling.module import CausalLMModule
 from reasongen.modeling.peft_builder import trainable_parameters
-from reasongen.modeling.training import CurveRecorder, fit
+from reasongen.modeling.training import CurveRecorder, checkpoint_dir, train_lm
 from reasongen.seeding import seed_everything
 
 
@@ -27,29 +27,30 @@ def run(
     from transformers import AutoTokenizer
 
     seed_everything(cfg.seed)
-    checkpoint_root.mkdir(parents=True, exist_ok=True)  # a persistent DVC output: it must exist, even empty
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     model = model_io.base_model(cfg.model, tokenizer)
-    model_io.check_context(model, cfg.finetune.max_source_length + cfg.finetune.max_target_length + 2)
+    lengths = cfg.finetune.max_source_length, cfg.finetune.max_target_length
+    model_io.check_context(model, sum(lengths) + 2)
     _, n_params = trainable_parameters(model)
     print(f"base model: {model.config.model_type}, {n_params / 1e6:.2f}M parameters")
     pretrain = cfg.pretrain
+    run_dir = checkpoint_dir(checkpoint_root, config_hash(cfg.model, pretrain, cfg.trainer, lengths, cfg.seed,
+                                                       sha256_tree(prepared_dir / "train.jsonl", tokenizer_dir)))
     if pretrain.epochs > 0:
         datamodule = PromptDataModule(
             tokenizer,
             read_jsonl(prepared_dir / "train.jsonl"),
             read_jsonl(prepared_dir / "val.jsonl"),
+            **datamodule_options(),
             batch_size=pretrain.batch_size,
-            max_source_length=cfg.finetune.max_source_length,
-            max_target_length=cfg.finetune.max_target_length,
+            max_source_length=lengths[0],
+            max_target_length=lengths[1],
             pretrain=True,
             seed=cfg.seed,
         )
-        module = CausalLMModule(model, pretrain.lr, pretrain.weight_decay, pretrain.warmup_ratio)
-        trainer_cfg = {**to_container(cfg.finetune), "epochs": pretrain.epochs, "max_steps": -1,
-                       "patience": pretrain.epochs}
-        run_id = config_hash(cfg.data, cfg.tokenizer, cfg.model, cfg.pretrain, cfg.seed)
-        fit(module, datamodule, trainer_cfg, checkpoint_root / run_id, out_dir / "curves")
+        # pretraining runs all its epochs: no early stopping
+        train_lm(model, datamodule, cfg.trainer, to_container(pretrain), run_dir, out_dir / "curves",
+                 patience=pretrain.epochs)
     else:
         CurveRecorder().write(out_dir / "curves")  # no pretraining: an empty curve keeps the outs fixed
     summary = {"model_type": model.config.model_type, "parameters": n_params, "name_or_path": cfg.model.name_or_path,

@@ -2,94 +2,16 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig
 
-from reasongen import baselines, metrics, sample_report
-from reasongen.config import to_container
-from reasongen.controls import find_violations
+from reasongen import metrics
+from reasongen.adgen import evaluation, sample_report
+from reasongen.adgen.generator import Generator
 from reasongen.io import read_jsonl, write_json, write_jsonl
-from reasongen.modeling.selection import Checks
 from reasongen.seeding import seed_everything
-
-SYSTEMS = ("model", "retrieval", "template")  # the systems whose texts predictions.jsonl and the plots keep
-TABLE_METRICS = ("bleu4", "rouge1", "rouge2", "rougeL", "distinct1", "distinct2", "unique_ratio", "coverage",
-                 "hallucination_rate", "aspect_accuracy", "length_accuracy", "keyword_recall", "violation_rate",
-                 "avg_length")
-
-
-def reference_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Check AdvertiseGen-format reference rows (content + summary, optional controls) and say which line is bad."""
-    for number, row in enumerate(rows, start=1):
-        for field in ("content", "summary"):
-            if not isinstance(row.get(field), str):
-                raise ValueError(f"reference line {number}: needs a string field {field!r}")
-    return rows
-
-
-def system_predictions(cfg: DictConfig, model_dir: Path, train: list[dict], test: list[dict]) -> dict[str, list[str]]:
-    """Texts from the fine-tuned model (configured decoding, and each decoding of the ablation from the same
-    candidates) and from both baselines, for every test row."""
-    from reasongen.serving import Generator
-
-    generator = Generator.from_dir(model_dir, generation=dict(cfg.generation))
-    use_controls = cfg.evaluate.use_controls
-    found = generator.candidates(test, use_controls=use_controls)
-    outputs = {"model": generator.choose(test, found, use_controls)}
-    for name, spec in to_container(cfg.evaluate.decoding_ablation).items():
-        pool, overrides = ablation_pool(found, spec, bool(cfg.generation.include_greedy))
-        if pool is not None:
-            outputs[f"decoding_{name}"] = generator.choose(test, pool, use_controls, **overrides)
-    outputs["retrieval"] = baselines.predict_all(baselines.RetrievalBaseline(train), test)
-    outputs["template"] = baselines.predict_all(baselines.TemplateBaseline(), test)
-    return outputs
-
-
-def ablation_pool(found: list[list[str]], spec: dict[str, Any], has_greedy: bool):
-    """(candidates, selection/repair overrides) for one decoding of the ablation. `candidates: first` is one sample
-    (the published decoding), `greedy` the greedy text, both as they are; `all` (default) every candidate, chosen
-    with the spec's selection / repair in place of the configured ones. None when the greedy text was not made."""
-    which = spec.get("candidates", "all")
-    if which == "all":
-        return found, {key: spec[key] for key in ("selection", "repair") if key in spec}
-    if which == "greedy" and not has_greedy:
-        return None, {}
-    pick = 0 if which == "first" else -1
-    return [[texts[pick]] for texts in found], {"selection": {}, "repair": {}}
-
-
-def markdown_table(table: dict[str, dict[str, Any]]) -> str:
-    """The metrics table as Markdown (systems as rows), for README and MLflow."""
-    lines = ["| system | " + " | ".join(TABLE_METRICS) + " |", "|---" * (len(TABLE_METRICS) + 1) + "|"]
-    for system, scores in table.items():
-        cells = ["–" if scores.get(m) is None else f"{scores[m]:.2f}" for m in TABLE_METRICS]
-        lines.append(f"| {system} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def write_plots(out_dir: Path, test: list[dict], outputs: dict[str, list[str]], length_bounds: list[int]) -> None:
-    """Plot data for dvc plots: generated vs reference length, and aspect-control accuracy per aspect."""
-    plots = out_dir / "plots"
-    plots.mkdir(parents=True, exist_ok=True)
-    with open(plots / "length.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["id", "length_bucket", "reference_length", "model_length"])
-        for row, text in zip(test, outputs["model"], strict=True):
-            writer.writerow([row["id"], row.get("length_bucket") or "", len(row["summary"]), len(text)])
-    control = metrics.load("control")
-    with open(plots / "aspect_accuracy.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["aspect", "system", "rows", "accuracy"])
-        for aspect in sorted({row["aspect"] for row in test if row.get("aspect")}):
-            index = [i for i, row in enumerate(test) if row.get("aspect") == aspect]
-            for system in SYSTEMS:
-                scores = control.compute(
-                    predictions=[outputs[system][i] for i in index], aspects=[aspect] * len(index),
-                    length_buckets=[""] * len(index), keywords=[[] for _ in index], length_bounds=length_bounds)
-                writer.writerow([aspect, system, len(index), round(scores["aspect_accuracy"], 2)])
+from reasongen.text.attributes import value_lexicon
 
 
 def run(
@@ -103,25 +25,20 @@ def run(
     test = read_jsonl(prepared_dir / "test.jsonl")
     if cfg.evaluate.max_examples:
         test = test[: cfg.evaluate.max_examples]
-    outputs = system_predictions(cfg, model_dir, train, test)
-    options = metrics.options(cfg, metrics.value_lexicon(train))
+    generator = Generator.from_dir(model_dir, generation=dict(cfg.generation))
+    outputs = evaluation.system_predictions(generator, cfg.evaluate, train, test)
+    options = metrics.options(cfg, value_lexicon(train))
     table = {system: metrics.score(texts, test, use_controls=cfg.evaluate.use_controls, **options)
              for system, texts in outputs.items()}
     table["references"] = metrics.score_references(test, **options)
     write_json(out_dir / "metrics.json", table)
-    (out_dir / "table.md").write_text(markdown_table(table), encoding="utf-8")
-    predictions = [
-        {"id": row["id"], "content": row["content"], "aspect": row.get("aspect"),
-         "length_bucket": row.get("length_bucket"), "keywords": row.get("keywords", []), "reference": row["summary"],
-         **{system: texts[i] for system, texts in outputs.items()},
-         "violations": find_violations(outputs["model"][i])}
-        for i, row in enumerate(test)]
+    (out_dir / "table.md").write_text(evaluation.markdown_table(table), encoding="utf-8")
+    predictions = evaluation.prediction_records(test, outputs)
     write_jsonl(out_dir / "predictions.jsonl", predictions)
     report_systems = [name for name in ("model", "decoding_sampling", "retrieval", "template") if name in outputs]
-    checks = Checks(options["value_lexicon"], tuple(options["hallucination_keys"]), tuple(options["length_bounds"]))
     (out_dir / "sample_report.md").write_text(
-        sample_report.render(predictions, report_systems, checks, n=cfg.evaluate.sample_rows, seed=cfg.seed),
+        sample_report.render(predictions, report_systems, generator.checks, n=cfg.evaluate.sample_rows, seed=cfg.seed),
         encoding="utf-8")
-    write_plots(out_dir, test, outputs, list(cfg.data.controls.length_bounds))
-    print(markdown_table(table))
+    evaluation.write_plots(out_dir, test, outputs, list(cfg.data.controls.length_bounds))
+    print(evaluation.markdown_table(table))
     return table

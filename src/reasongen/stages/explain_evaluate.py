@@ -12,7 +12,7 @@ from reasongen import metrics
 from reasongen.config import to_container
 from reasongen.explain import soft_prompt
 from reasongen.explain.baselines import ProfileRetrieval
-from reasongen.explain.serving import ExplainGenerator
+from reasongen.explain.generator import ExplainGenerator
 from reasongen.io import read_json, read_jsonl, write_json, write_jsonl
 from reasongen.seeding import seed_everything
 

@@ -3,7 +3,6 @@ vocabulary, extract (user, item, rating, feature, explanation) tuples, split 8:1
 
 from __future__ import annotations
 
-import random
 import time
 from pathlib import Path
 from typing import Any
@@ -12,58 +11,19 @@ from omegaconf import DictConfig
 
 from reasongen.explain import extraction, privacy
 from reasongen.explain.profiles import build_profiles
+from reasongen.explain.reviews import extract_tuples, review_row, sample_table
 from reasongen.explain.split import split_rows
 from reasongen.io import sha256_file, write_json, write_jsonl
 from reasongen.paths import shared_root
-from reasongen.stages.prepare import RowError, decode_object, normalize_text, quarantine_stats, validate_lines
+from reasongen.rows import quarantine_stats, validate_lines
 
 OUT_DIR = Path("outputs/explain/prepare")
 SPLITS = ("train", "val", "test")
-TUPLE_FIELDS = ("id", "user", "item", "rating", "feature", "explanation")
 
 
 def raw_path(data_cfg: Any) -> Path:
     """The gzipped reviews under the shared root (an absolute shared_file is taken as is)."""
     return shared_root() / data_cfg.shared_file
-
-
-def review_row(line: bytes, number: int, salt: str) -> dict[str, Any]:
-    """One valid review: pseudonymous user, item, rating, normalised text (reviewerName and the rest dropped)."""
-    row = decode_object(line)
-    for field, kinds in (("reviewerID", str), ("asin", str), ("reviewText", str), ("overall", (int, float))):
-        if field not in row:
-            raise RowError("missing field", field)
-        if not isinstance(row[field], kinds) or isinstance(row[field], bool):
-            raise RowError("wrong type", f"{field} is a {type(row[field]).__name__}")
-    for field in ("reviewerID", "asin"):
-        if not row[field].strip():
-            raise RowError("empty id", field)
-    if not 1 <= row["overall"] <= 5:
-        raise RowError("rating out of range", f"overall={row['overall']} not in 1..5")
-    return {"id": f"L{number}", "user": privacy.pseudonym(row["reviewerID"].strip(), salt),
-            "item": row["asin"].strip(), "rating": float(row["overall"]), "text": normalize_text(row["reviewText"])}
-
-
-def extract_tuples(reviews: list[dict[str, Any]], lexicon: extraction.Lexicon, extraction_cfg: Any) -> list[dict]:
-    """The reviews that yield an explanation, as tuples (the review text itself is not kept)."""
-    tuples = []
-    for review in reviews:
-        found = extraction.extract(review["text"], lexicon, min_words=extraction_cfg.min_words,
-                                   max_words=extraction_cfg.max_words, window=extraction_cfg.opinion_window)
-        if found:
-            tuples.append({key: review[key] for key in ("id", "user", "item", "rating")} | found)
-    return tuples
-
-
-def sample_table(tuples: list[dict[str, Any]], stats: dict[str, Any], seed: int, n: int = 20) -> str:
-    """n tuples drawn with `seed`, as Markdown (pseudonymous user ids only): what docs/explain_tuples.md shows."""
-    chosen = sorted(random.Random(seed).sample(range(len(tuples)), min(n, len(tuples))))
-    lines = [f"{stats['tuples']} of {stats['kept']} valid reviews ({stats['tuple_rate']}%) yield a tuple; "
-             f"{len(chosen)} drawn at random (seed {seed}):", "",
-             "| review | user (pseudonym) | item | rating | feature | explanation |", "|---|---|---|---|---|---|"]
-    lines += [f"| {t['id']} | {t['user']} | {t['item']} | {t['rating']:g} | {t['feature']} | {t['explanation']} |"
-              for t in (tuples[i] for i in chosen)]
-    return "\n".join(lines) + "\n"
 
 
 def run(cfg: DictConfig, out_dir: Path = OUT_DIR) -> dict[str, Any]:
@@ -91,7 +51,6 @@ def run(cfg: DictConfig, out_dir: Path = OUT_DIR) -> dict[str, Any]:
     splits = {name: [tuples[i] for i in indices[name]] for name in SPLITS}
     profiles = build_profiles(splits["train"], task.profiles.top_features)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     for name, rows in splits.items():
         write_jsonl(out_dir / f"{name}.jsonl", rows)
     write_jsonl(out_dir / "quarantine.jsonl", quarantined)

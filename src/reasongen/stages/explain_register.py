@@ -1,6 +1,7 @@
 """DVC stage `explain_register` (Task B): one MLflow run in experiment `reasongen-explain` with the Task B config,
 both training curves, the four systems' metrics and samples, and the profile-prompt model (systems (a)/(b)) as a
-pyfunc registered as `reasongen-explain` (inputs user_id, item_id, optional feature), through register's code."""
+pyfunc registered as `reasongen-explain` (inputs user_id, item_id, optional feature),
+through the shared recorder (tracking.record_run)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from reasongen import tracking
 from reasongen.config import to_container
-from reasongen.explain import serving
+from reasongen.explain import pyfunc
+from reasongen.explain.profiles import PROFILES_FILE
 from reasongen.io import read_json
-from reasongen.stages.register import record_run
 
 FINETUNE = Path("outputs/explain/finetune")
 SOFT_PROMPT = Path("outputs/explain/soft_prompt")
@@ -22,8 +24,8 @@ def run(cfg: DictConfig, finetune_dir: Path = FINETUNE, soft_prompt_dir: Path = 
         evaluate_dir: Path = EVALUATE, out_dir: Path = Path("outputs/explain/register")) -> dict:
     task = cfg.explain
     section = OmegaConf.create({"explain": to_container(task), "seed": cfg.seed})
-    profiles = read_json(finetune_dir / "model" / serving.PROFILES_FILE)
-    return record_run(
+    profiles = read_json(finetune_dir / "model" / PROFILES_FILE)
+    return tracking.record_run(
         section, task.tracking,
         run_name=lambda cfg_hash: f"explain-{task.model.config.model_type}-{task.peft.method}-{cfg_hash[:6]}",
         curves={"finetune": finetune_dir / "curves", "soft_prompt": soft_prompt_dir / "curves"},
@@ -34,7 +36,7 @@ def run(cfg: DictConfig, finetune_dir: Path = FINETUNE, soft_prompt_dir: Path = 
         model_dir=finetune_dir / "model",
         generation=to_container(task.generation),
         out_dir=out_dir,
-        serving_module=serving,
-        input_example=serving.input_example(profiles),
+        serving_module=pyfunc,
+        input_example=pyfunc.input_example(profiles),
         headline="a_profile_feature",
     )

@@ -9,12 +9,13 @@ from typing import Any
 from omegaconf import DictConfig
 
 from reasongen.config import config_hash
-from reasongen.explain import soft_prompt
+from reasongen.explain import soft_prompt, training
 from reasongen.io import read_jsonl, write_json
-from reasongen.modeling.training import train_lm
+from reasongen.modeling.training import checkpoint_dir, train_lm
 from reasongen.seeding import seed_everything
-from reasongen.stages.explain_finetune import PREPARED, TOKENIZER, base_lm, datamodule, trainer_settings
 
+PREPARED = Path("outputs/explain/prepare")
+TOKENIZER = Path("outputs/explain/tokenizer")
 OUT_DIR = Path("outputs/explain/soft_prompt")
 CHECKPOINTS = Path("checkpoints/explain_soft_prompt")
 
@@ -29,19 +30,18 @@ def run(cfg: DictConfig, prepared_dir: Path = PREPARED, tokenizer_dir: Path = TO
     from transformers import AutoTokenizer
 
     seed_everything(cfg.seed)
-    checkpoint_root.mkdir(parents=True, exist_ok=True)
     task = cfg.explain
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     train, val = read_jsonl(prepared_dir / "train.jsonl"), read_jsonl(prepared_dir / "val.jsonl")
-    lm = base_lm(cfg, tokenizer, len(train), task.soft_prompt.epochs, extra_positions=soft_prompt.N_PROMPT)
+    lm = training.base_lm(cfg, tokenizer, len(train), task.soft_prompt.epochs, extra_positions=soft_prompt.N_PROMPT)
     users = sorted({row["user"] for row in train})
     items = sorted({row["item"] for row in train})
     model = soft_prompt.SoftPromptLM(lm, users, items)
-    data = datamodule(cfg, tokenizer, train, val, prompt_fn=no_text,
+    data = training.datamodule(cfg, tokenizer, train, val, prompt_fn=no_text,
                       extra_fn=lambda row: model.index(row["user"], row["item"]))
-    settings = trainer_settings(cfg, epochs=task.soft_prompt.epochs, lr=task.soft_prompt.lr)
-    run_id = config_hash(task, cfg.seed, "soft_prompt")
-    module, trained = train_lm(model, data, settings, checkpoint_root / run_id, out_dir / "curves")
+    settings = training.schedule(cfg, epochs=task.soft_prompt.epochs, lr=task.soft_prompt.lr)
+    run_dir = checkpoint_dir(checkpoint_root, config_hash(task, cfg.trainer, cfg.seed, "soft_prompt"))
+    module, trained = train_lm(model, data, cfg.trainer, settings, run_dir, out_dir / "curves")
     summary = {"system": "soft_prompt", "peft_method": task.peft.method, **trained, "users": len(users),
                "items": len(items)}
     soft_prompt.save(module.model, tokenizer, out_dir / "model", summary)

@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from reasongen.explain.prompts import ProfilePrompter
 from reasongen.io import iter_jsonl, read_json
-from reasongen.stages.tokenizer import bpe_from_texts
+from reasongen.modeling.tokenizers import bpe_from_texts
 
 PREPARED = Path("outputs/explain/prepare")
 OUT_DIR = Path("outputs/explain/tokenizer")

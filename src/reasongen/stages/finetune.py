@@ -7,13 +7,14 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from reasongen import metrics
+from reasongen.adgen.prompts import datamodule_options
 from reasongen.config import config_hash, to_container
-from reasongen.io import read_jsonl, write_json
+from reasongen.io import read_jsonl, sha256_tree, write_json
 from reasongen.modeling import model_io, peft_builder
 from reasongen.modeling.datamodule import PromptDataModule
-from reasongen.modeling.training import train_lm
+from reasongen.modeling.training import checkpoint_dir, train_lm
 from reasongen.seeding import seed_everything
+from reasongen.text.attributes import value_lexicon
 
 
 def planned_steps(n_rows: int, finetune: DictConfig) -> int:
@@ -33,12 +34,10 @@ def run(
 ) -> dict:
     """Fine-tune and save the model as safetensors (merged where the method allows); returns a summary."""
     seed_everything(cfg.seed)
-    checkpoint_root.mkdir(parents=True, exist_ok=True)  # a persistent DVC output: it must exist, even empty
     finetune = cfg.finetune
     model, tokenizer, _ = model_io.load_model(base_dir / "model")
-    # prefix / prompt tuning put num_virtual_tokens in front of every sequence: they take positions too
-    virtual = cfg.peft.num_virtual_tokens if cfg.peft.method in ("prefix", "prompt") else 0
-    model_io.check_context(model, finetune.max_source_length + finetune.max_target_length + 2, virtual)
+    model_io.check_context(model, finetune.max_source_length + finetune.max_target_length + 2,
+                           peft_builder.virtual_tokens(cfg.peft))
     train_rows = read_jsonl(prepared_dir / "train.jsonl")
     model = peft_builder.wrap(model, cfg.peft, planned_steps(len(train_rows), finetune))
     trainable, total = peft_builder.trainable_parameters(model)
@@ -47,6 +46,7 @@ def run(
         tokenizer,
         train_rows,
         read_jsonl(prepared_dir / "val.jsonl"),
+        **datamodule_options(),
         batch_size=finetune.batch_size,
         max_source_length=finetune.max_source_length,
         max_target_length=finetune.max_target_length,
@@ -54,9 +54,10 @@ def run(
         seed=cfg.seed,
         num_workers=finetune.num_workers,
     )
-    run_id = config_hash(cfg.data, cfg.tokenizer, cfg.model, cfg.pretrain, cfg.peft, cfg.finetune, cfg.seed)
-    module, trained = train_lm(model, datamodule, to_container(finetune), checkpoint_root / run_id,
-                               out_dir / "curves", callbacks=list(callbacks))
+    run_dir = checkpoint_dir(checkpoint_root, config_hash(cfg.peft, finetune, cfg.trainer, cfg.seed,
+                                                       sha256_tree(prepared_dir / "train.jsonl", base_dir / "model")))
+    module, trained = train_lm(model, datamodule, cfg.trainer, to_container(finetune), run_dir, out_dir / "curves",
+                               callbacks=callbacks)
     summary = {
         "peft_method": cfg.peft.method,
         **trained,
@@ -64,7 +65,7 @@ def run(
         "max_source_length": finetune.max_source_length,  # generation truncates prompts the same way
     }
     # what the model learned from, for the rules that pick and repair its texts (hallucination, length buckets)
-    rules = {"value_lexicon": metrics.value_lexicon(train_rows),
+    rules = {"value_lexicon": value_lexicon(train_rows),
              "length_bounds": list(cfg.data.controls.length_bounds)}
     model_io.save_model(module.model, tokenizer, out_dir / "model", summary | rules)
     write_json(out_dir / "summary.json", summary)

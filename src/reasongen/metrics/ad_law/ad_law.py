@@ -1,11 +1,11 @@
-"""Advertising-law compliance: share of texts that use a banned absolute claim (reasongen.controls word list)."""
+"""Advertising-law compliance: share of texts that use a banned absolute claim (reasongen.text.controls word list)."""
 
 import datasets
 import evaluate
 
-from reasongen.controls import find_violations
+from reasongen.text.controls import find_violations
 
-_DESCRIPTION = """violation_rate = share of predictions with at least one hit of reasongen.controls.find_violations
+_DESCRIPTION = """violation_rate = share of predictions with at least one hit of reasongen.text.controls.find_violations
 (resources/banned_words.txt: 最 as a superlative but not 最近/最后/最初/最终, 第一, 国家级, ...) ×100;
 violations = total number of (text, banned entry) hits."""
 

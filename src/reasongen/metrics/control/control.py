@@ -5,11 +5,11 @@ from collections.abc import Sequence
 import datasets
 import evaluate
 
-from reasongen.controls import detect_aspects, length_bucket
+from reasongen.text.controls import detect_aspects, length_bucket
 
 _DESCRIPTION = """Over the rows that request a control (an empty string or None requests none), ×100:
-aspect_accuracy = share whose requested aspect is among reasongen.controls.detect_aspects(text);
-length_accuracy = share with reasongen.controls.length_bucket(len(text), length_bounds) == requested bucket
+aspect_accuracy = share whose requested aspect is among reasongen.text.controls.detect_aspects(text);
+length_accuracy = share with reasongen.text.controls.length_bucket(len(text), length_bounds) == requested bucket
 (length in characters); keyword_recall = requested keywords present verbatim / all requested keywords (pooled).
 A metric that no row requests is None, not 0. n_aspect_rows / n_length_rows / n_keywords say how many were asked."""
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 import datasets
 import evaluate
 
-from reasongen.explain.extraction import Lexicon, find_mentions
+from reasongen.text.features import Lexicon, find_mentions
 
 _DESCRIPTION = """Definitions of PETER's utils.py, as fractions (not ×100), on whitespace tokens:
 USR = distinct predictions (as token sequences) / predictions.

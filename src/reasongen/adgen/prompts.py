@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import random
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 LENGTH_WORDS = {"short": "短", "medium": "中", "long": "长"}
@@ -41,16 +42,19 @@ def prompt_for_row(row: dict[str, Any], use_controls: bool = True) -> str:
     return build_prompt(row["content"], **controls)
 
 
-def prefix_ids(tokenizer) -> list[int]:
-    """The begin-of-text id every sequence starts with, in training and generation (none if the tokenizer has none)."""
-    return [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+def prompt_with_dropout(row: dict[str, Any], rng: random.Random, control_dropout: float) -> str:
+    """The training prompt: each control left out with probability control_dropout (robust to missing controls)."""
+    controls = {key: value for key, value in controls_of(row).items() if rng.random() >= control_dropout}
+    return build_prompt(row["content"], **controls)
 
 
-def encode_prompt(tokenizer, prompt: str, max_length: int | None = None) -> list[int]:
-    """bos + prompt ids, the same in training and generation. A prompt over max_length tokens loses tokens
-    from its middle, never its ` | 文案:` ending, which tells the model that the text starts next."""
-    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    if max_length is not None and len(ids) > max_length:
-        keep = min(len(tokenizer(PROMPT_END, add_special_tokens=False)["input_ids"]), max_length)
-        ids = ids[: max_length - keep] + ids[len(ids) - keep :]
-    return prefix_ids(tokenizer) + ids
+def training_texts(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """What a tokenizer learns from: each row's prompt with every control, and its text."""
+    for row in rows:
+        yield build_prompt(row["content"], row.get("aspect"), row.get("length_bucket"), row.get("keywords") or ())
+        yield row["summary"]
+
+
+def datamodule_options() -> dict[str, Any]:
+    """What the task-free PromptDataModule needs to know of Task A's rows: prompt, prompt end, target field."""
+    return {"prompt_fn": prompt_with_dropout, "prompt_end": PROMPT_END, "target_field": "summary"}

@@ -7,10 +7,10 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reasongen.attributes import parse_content
-from reasongen.controls import banned_patterns, detect_aspects, length_bucket
+from reasongen.adgen.selection import Checks
 from reasongen.metrics.text_checks import hallucinated_values
-from reasongen.modeling.selection import Checks
+from reasongen.text.attributes import parse_content
+from reasongen.text.controls import banned_patterns, detect_aspects, length_bucket
 
 
 def mark(text: str, pairs, checks: Checks) -> str:

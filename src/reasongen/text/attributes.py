@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 PAIR_SEP = "*"
 KEY_SEP = "#"
 
@@ -43,3 +46,12 @@ def values_by_key(pairs: Attributes) -> dict[str, set[str]]:
     for key, value in pairs:
         grouped.setdefault(key, set()).add(value)
     return grouped
+
+
+def value_lexicon(train_rows: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
+    """Known values of each attribute key (sorted), from the training rows' `content`."""
+    lexicon: dict[str, set[str]] = {}
+    for row in train_rows:
+        for key, value in parse_content(row["content"]):
+            lexicon.setdefault(key, set()).add(value)
+    return {key: sorted(found) for key, found in sorted(lexicon.items())}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any, Protocol
 
-from reasongen.attributes import Attributes, parse_content
+from reasongen.text.attributes import Attributes, parse_content
 
 Row = dict[str, Any]
 

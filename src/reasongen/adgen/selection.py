@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from reasongen.attributes import Attributes, parse_content
-from reasongen.baselines import TemplateBaseline
-from reasongen.controls import detect_aspects, find_violations, length_bucket
+from reasongen.adgen.baselines import TemplateBaseline
 from reasongen.metrics.text_checks import hallucinated_values, sentence_bleu4, value_coverage
+from reasongen.text.attributes import Attributes, parse_content
+from reasongen.text.controls import detect_aspects, find_violations, length_bucket
 
 # A clause: text up to and including its closing punctuation (the last clause may have none).
 _CLAUSE = re.compile(r"[^，。！？；,!?;~～]+[，。！？；,!?;~～]*")
@@ -29,9 +29,9 @@ class Checks:
     """What the rules need beyond a candidate and its row: the training split's known values of each key,
     the keys whose other values count as hallucinations, and the length buckets' bounds."""
 
-    value_lexicon: Mapping[str, Sequence[str]] = field(default_factory=dict)
-    checked_keys: Sequence[str] = ("颜色", "材质")
-    length_bounds: Sequence[int] = (100, 125)
+    value_lexicon: Mapping[str, Sequence[str]]
+    checked_keys: Sequence[str]
+    length_bounds: Sequence[int]
 
 
 def consensus(candidates: Sequence[str]) -> list[float]:

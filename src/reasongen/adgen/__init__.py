@@ -1,0 +1,1 @@
+"""Task A (AdvertiseGen): attributes + controls -> a Chinese recommendation text."""
