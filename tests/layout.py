@@ -94,3 +94,31 @@ def _has_code(file: Path) -> bool:
     body = ast.parse(file.read_text(encoding="utf-8")).body
     # a docstring and constants such as __version__ are no code a stage's results depend on
     return any(not (isinstance(n, ast.Expr | ast.Assign) and isinstance(n.value, ast.Constant)) for n in body)
+
+
+def import_graph() -> dict[str, frozenset[str]]:
+    return {name: imports(name) for name in all_modules()}
+
+
+def upward(graph: dict[str, frozenset[str]]) -> list[str]:
+    """`a -> b` for every import of a higher layer, or across two packages that must stay apart."""
+    return [f"{name} -> {target}" for name, targets in graph.items() for target in sorted(targets)
+            if layer(target) > layer(name) or (package(name), package(target)) in SEPARATE
+            or (name.startswith("reasongen.stages.") and target.startswith("reasongen.stages."))]
+
+
+def find_cycle(graph: dict[str, frozenset[str]]) -> list[str] | None:
+    """One import cycle (a -> b -> ... -> a), or None."""
+    state: dict[str, str] = {}
+
+    def visit(name: str, path: list[str]) -> list[str] | None:
+        state[name] = "open"
+        for target in sorted(graph.get(name, ())):
+            if state.get(target) == "open":
+                return [*path[path.index(target):], target]
+            if target not in state and (found := visit(target, [*path, target])):
+                return found
+        state[name] = "done"
+        return None
+
+    return next((found for name in sorted(graph) if name not in state and (found := visit(name, [name]))), None)

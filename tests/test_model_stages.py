@@ -18,7 +18,8 @@ from reasongen.modeling.generation import generate_texts
 from reasongen.stages import base_model, finetune, tokenizer
 
 WEIGHTS = Path("weights") / "model.safetensors"
-FEW_STEPS = {"max_steps": 3, "log_every_n_steps": 1}
+FEW_STEPS = {"max_steps": 3}
+LOG_EVERY_STEP = {"log_every_n_steps": 1}
 
 
 def weights(model_dir: Path) -> dict[str, torch.Tensor]:
@@ -132,7 +133,7 @@ class EvalModules(Callback):
 
 
 def test_finetune_stage_trains_saves_and_summarises(built_base, tiny_cfg, tiny_prepared, tiny_rows, tmp_path):
-    cfg = bpe_cfg(tiny_cfg, "peft=lora", finetune=FEW_STEPS)
+    cfg = bpe_cfg(tiny_cfg, "peft=lora", finetune=FEW_STEPS, trainer=LOG_EVERY_STEP)
     modes = EvalModules()
     summary = finetune_into(cfg, tiny_prepared, built_base, tmp_path / "ft", callbacks=[modes])
     assert not modes.seen, f"trained with dropout off in {sorted(modes.seen)[:3]}"  # load_model gives eval mode
@@ -167,7 +168,7 @@ def test_finetune_with_the_same_seed_gives_the_same_weights(built_base, tiny_cfg
 
 def test_finetune_refuses_virtual_tokens_beyond_the_context(built_base, tiny_cfg, tiny_prepared, tmp_path):
     """Prefix/prompt tuning put num_virtual_tokens in front of every sequence: they need positions too."""
-    cfg = bpe_cfg(tiny_cfg, "peft=prompt", finetune=FEW_STEPS, peft={"num_virtual_tokens": 32})
+    cfg = bpe_cfg(tiny_cfg, "peft=prompt", finetune=FEW_STEPS, trainer=LOG_EVERY_STEP, peft={"num_virtual_tokens": 32})
     positions = tiny_cfg().model.config.n_positions
     longest = cfg.finetune.max_source_length + cfg.finetune.max_target_length + 2
     cfg.peft.num_virtual_tokens = positions - longest + 1
@@ -221,7 +222,8 @@ def hub_cfg(tiny_cfg, path: Path, *overrides, **sections):
 
 def test_pretrained_model_and_tokenizer_are_adopted_as_saved(pretrained_dir, tiny_cfg, tiny_prepared, tmp_path,
                                                             remote_code_calls):
-    cfg = hub_cfg(tiny_cfg, pretrained_dir, "peft=lora", pretrain={"epochs": 0}, finetune=FEW_STEPS)
+    cfg = hub_cfg(tiny_cfg, pretrained_dir, "peft=lora", pretrain={"epochs": 0}, finetune=FEW_STEPS,
+                  trainer=LOG_EVERY_STEP)
     run_stages(cfg, tiny_prepared, tmp_path)
 
     tok = model_io.load_model(tmp_path / "base_model" / "model")[1]

@@ -120,12 +120,10 @@ def pip_requirements() -> list[str]:
 def log_model(model_dir: Path, registered_model: str, generation: dict, tags: dict[str, str],
               serving_module: Any, input_example: Any = None):
     """Log the fine-tuned model as a pyfunc (code included) and register it; returns the model version.
-    serving_module: the module with the pyfunc class, signature() and input_example() (default: Task A's
-    reasongen.adgen.generator; Task B passes reasongen.explain.generator)."""
+    serving_module: the task's pyfunc module (PYFUNC_CLASS, ARTIFACT_KEY, signature(), input_example()):
+    reasongen.adgen.pyfunc or reasongen.explain.pyfunc."""
     import mlflow
 
-    if serving_module is None:
-        from reasongen import serving as serving_module
     python_model = serving_module.PYFUNC_CLASS
     info = mlflow.pyfunc.log_model(
         name="model",
