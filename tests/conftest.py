@@ -131,6 +131,14 @@ def tiny_model():
     return build
 
 
+def store_client(work: Path):
+    """An MLflow client on the embedded store (tracking and registry) of a pipeline copy."""
+    import mlflow
+
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
 def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"

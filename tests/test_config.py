@@ -11,7 +11,9 @@ from reasongen.cli import main
 from reasongen.config import compose, config_hash, flatten, load_params, to_container, write_params
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-GROUPS = ("data", "tokenizer", "model", "pretrain", "peft", "finetune", "generation", "evaluate", "tracking")
+REPO = CONF.parent
+GROUPS = ("data", "tokenizer", "model", "pretrain", "peft", "finetune", "trainer", "generation", "evaluate",
+          "tracking")
 
 
 def options(group: str) -> list[str]:
@@ -76,3 +78,23 @@ def test_every_search_space_composes_and_is_well_formed(option: str) -> None:
     for name, spec in search.space.items():
         assert spec.type in ("categorical", "int", "float"), name
         assert ("choices" in spec) == (spec.type == "categorical"), name
+
+
+def test_a_stage_sees_only_the_params_dvc_yaml_lists_for_it() -> None:
+    from omegaconf.errors import ConfigAttributeError
+
+    from reasongen.config import declared_params, restrict
+
+    cfg = compose()
+    assert declared_params("register", REPO / "dvc.yaml") is None  # `- params.yaml:`: every param
+    finetune_keys = declared_params("finetune", REPO / "dvc.yaml")
+    assert "finetune" in finetune_keys and "evaluate" not in finetune_keys
+    seen = restrict(cfg, finetune_keys, "finetune")
+    assert seen.finetune.lr == cfg.finetune.lr
+    assert list(seen.data.controls) == ["length_bounds"]  # one leaf of a section, not the section
+    with pytest.raises(ConfigAttributeError):
+        seen.evaluate  # noqa: B018 - reading an undeclared section fails
+    with pytest.raises(ConfigAttributeError):
+        seen.data.max_rows  # noqa: B018
+    with pytest.raises(KeyError, match="no such key"):
+        restrict(cfg, ["finetune.no_such_key"], "finetune")

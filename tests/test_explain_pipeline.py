@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from conftest import make_reviews, run
+from conftest import make_reviews, run, store_client
 
 SYSTEMS = {"a_profile_feature", "b_profile", "c_soft_prompt", "d_retrieval"}
 
@@ -32,11 +32,9 @@ def test_repro_evaluates_the_four_systems_on_every_metric(pipeline) -> None:
 
 def test_explain_run_is_tracked_and_registered(pipeline) -> None:
     work, _ = pipeline
-    import mlflow
 
     registered = json.loads((work / "outputs/explain/register/registered.json").read_text())
-    uri = f"sqlite:///{work / 'mlflow.db'}"
-    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = store_client(work)
     run_info = client.get_run(registered["run_id"])
     assert client.get_experiment(run_info.info.experiment_id).name == "reasongen-explain"
     assert "a_profile_feature/fmr" in run_info.data.metrics and "d_retrieval/bleu4" in run_info.data.metrics

@@ -14,7 +14,7 @@ import urllib.request
 
 import mlflow
 import pytest
-from conftest import BIN, run
+from conftest import BIN, run, store_client
 from omegaconf import OmegaConf
 
 from reasongen.promote import gate_failures
@@ -39,9 +39,19 @@ def promote(work, env, version: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def registry(pipeline):
     work, env = pipeline
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}",
-                                 registry_uri=f"sqlite:///{work / 'mlflow.db'}")
-    return work, env, client
+    return work, env, store_client(work)
+
+
+@pytest.fixture(scope="module")
+def champion(registry) -> str:
+    """A champion version, promoted here if no test has made one yet (tests run in any order)."""
+    work, env, client = registry
+    try:
+        return client.get_model_version_by_alias(NAME, "champion").version
+    except mlflow.exceptions.MlflowException:
+        version = register(work, env, 8)
+        assert promote(work, env, version).returncode == 0
+        return version
 
 
 def test_gate_on_hand_made_scores() -> None:
@@ -57,33 +67,27 @@ def test_gate_on_hand_made_scores() -> None:
     assert len(reasons) == 3 and reasons[0].startswith("objective")
 
 
-def test_first_candidate_becomes_champion(registry) -> None:
+def test_promotion_first_worse_then_better_candidate(registry) -> None:
+    """One registry history, in order: the first candidate becomes champion, a worse one is rejected with its
+    reasons, a better one takes champion and the old champion keeps `previous`."""
     work, env, client = registry
-    version = register(work, env, 8)
-    result = promote(work, env, version)
+    first = register(work, env, 8)
+    result = promote(work, env, first)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert client.get_model_version_by_alias(NAME, "champion").version == version
+    assert client.get_model_version_by_alias(NAME, "champion").version == first
 
-
-def test_worse_candidate_is_rejected_with_reasons(registry) -> None:
-    work, env, client = registry
-    champion = client.get_model_version_by_alias(NAME, "champion").version
     worse = register(work, env, 1)
     result = promote(work, env, worse)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert client.get_model_version_by_alias(NAME, "champion").version == champion
+    assert client.get_model_version_by_alias(NAME, "champion").version == first
     tags = client.get_model_version(NAME, worse).tags
     assert tags["promotion"] == "rejected" and tags["rejected"].startswith("objective")
 
-
-def test_better_candidate_takes_champion_and_old_one_keeps_previous(registry) -> None:
-    work, env, client = registry
-    champion = client.get_model_version_by_alias(NAME, "champion").version
     better = register(work, env, 16)
     result = promote(work, env, better)
     assert result.returncode == 0, result.stdout + result.stderr
     assert client.get_model_version_by_alias(NAME, "champion").version == better
-    assert client.get_model_version_by_alias(NAME, "previous").version == champion
+    assert client.get_model_version_by_alias(NAME, "previous").version == first
     lineage = client.get_model_version(NAME, better).tags
     assert {"git_commit", "data_hash", "config_hash", "source_run_id"} <= set(lineage)
 
@@ -103,9 +107,8 @@ def post(url: str, body: bytes) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
-def test_served_champion_answers_and_refuses_malformed_requests(registry) -> None:
-    work, env, client = registry
-    client.get_model_version_by_alias(NAME, "champion")  # the previous tests left one
+def test_served_champion_answers_and_refuses_malformed_requests(registry, champion) -> None:
+    work, env, _ = registry
     port = free_port()
     serve_env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
                  "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
