@@ -38,8 +38,13 @@ def promote(work, env, version: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def registry(pipeline):
+    """The pipeline's registry; registering here rewrites registered.json, which is put back afterwards, so that
+    the pipeline copy stays up to date for the tests that run after these (in any order)."""
     work, env = pipeline
-    return work, env, store_client(work)
+    recorded = work / "outputs/register/registered.json"
+    original = recorded.read_bytes()
+    yield work, env, store_client(work)
+    recorded.write_bytes(original)
 
 
 @pytest.fixture(scope="module")

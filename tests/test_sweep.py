@@ -48,7 +48,8 @@ def states(work) -> list[TrialState]:
 
 def test_failed_and_pruned_trials_do_not_stop_the_sweep(sweep_repo) -> None:
     work, _ = sweep_repo
-    assert states(work) == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL]
+    # the first three trials (the resume test, in any order, may have added a fourth)
+    assert states(work)[:3] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL]
 
 
 def test_second_call_resumes_the_same_study(sweep_repo) -> None:
