@@ -1,0 +1,154 @@
+"""Per-text definitions of the text-quality checks (all-key hallucination, repeated phrases, list endings), shared
+by their metric modules and by any code that wants to judge one text (selection, the sample report, serving).
+Pure Python; garment knowledge (pairing suggestions, product nouns) lives in reasongen.metrics.garments."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping, Sequence
+
+from reasongen.attributes import Attributes, values
+from reasongen.metrics.garments import find_values, pairing_spans
+from reasongen.metrics.text_checks import mask
+
+# --- all-key hallucination ------------------------------------------------------------------------------------
+
+# 类型 is the product_type metric's business (it knows 搭配短裤 from 这款短裤); 风格 values are opinions a writer
+# may add (青春, 休闲), not facts the input could contradict.
+UNCHECKED_KEYS = frozenset({"类型", "风格"})
+# Values that are also everyday words, so naming them says nothing about the key: 线条 (the body's lines),
+# 复古 / 创意 / 环保 (praise), 形状, 纯色 / 深色 / 浅色 (true of most single colours), 收口 (any gathered edge),
+# 常规 (打破常规), 对称 (symmetric cuts everywhere), 波浪 (波浪形: any wavy edge), 花边 (any trim: 木耳花边 is
+# 木耳边).
+GENERIC_VALUES: Mapping[str, frozenset[str]] = {
+    "图案": frozenset({"线条", "复古", "创意", "环保", "形状", "纯色", "抽象", "花色"}),
+    "颜色": frozenset({"纯色", "深色", "浅色"}),
+    "衣袖型": frozenset({"收口"}),
+    "裙袖型": frozenset({"收口"}),
+    "衣长": frozenset({"常规"}),
+    "裙衣长": frozenset({"常规"}),
+    "衣款式": frozenset({"对称", "波浪"}),
+    "裙款式": frozenset({"对称", "波浪"}),
+    "裤款式": frozenset({"对称", "波浪"}),
+    "裙下摆": frozenset({"花边"}),
+}
+# Keys that are one slot under a garment-specific name: a collar is a collar on a dress (裙领型) or a top (衣领型).
+# Not the 款式 keys: each garment's list of details differs (trousers have no 收腰 value), so a detail outside a
+# garment's own list is one the schema could not record, not one the input left out.
+KEY_SLOTS: Mapping[str, str] = {
+    "衣领型": "领型", "裙领型": "领型", "衣袖长": "袖长", "裙袖长": "袖长", "衣袖型": "袖型", "裙袖型": "袖型",
+    "衣长": "衣长", "裙衣长": "衣长", "衣门襟": "门襟", "裙衣门襟": "门襟", "裙腰型": "腰型", "裤腰型": "腰型",
+}
+# Input values that also license other values: 黑白 is 黑色 and 白色, 波点 are 圆点.
+IMPLIED_VALUES: Mapping[str, tuple[str, ...]] = {"黑白": ("黑色", "白色"), "波点": ("圆点",), "圆点": ("波点",)}
+# Phrases in which a value's characters are no value: 拉高腰线 (raise the waistline) holds 高腰, 一道风景线 风景.
+NON_VALUE_PHRASES = ("拉高腰线", "提高腰线", "抬高腰线", "风景线", "黑白分明", "纤维素")
+
+
+def checked_keys(value_lexicon: Mapping[str, Sequence[str]]) -> list[str]:
+    """Every key of the lexicon whose values are facts (all but UNCHECKED_KEYS), sorted."""
+    return sorted(key for key in value_lexicon if key not in UNCHECKED_KEYS)
+
+
+def attribute_hallucinations(
+    text: str,
+    pairs: Attributes,
+    value_lexicon: Mapping[str, Sequence[str]],
+    keys: Iterable[str] | None = None,
+) -> list[tuple[str, str]]:
+    """(key, value) for each known value (value_lexicon, from the training split) of a key the input lists that
+    the text names although the input does not give it; a key's known values are those of its slot (KEY_SLOTS:
+    衣领型 and 裙领型 are both collars). keys: the keys checked (default checked_keys: all but 类型 and 风格),
+    reported under the input's key name. Not counted: values of one character or in GENERIC_VALUES; a value inside one of the input's
+    values, whatever its key (蓝色 for 深蓝色 is vaguer, not different; 罗纹 for 罗纹袖口), or implied by one
+    (IMPLIED_VALUES: 白色 for 黑白); a value inside a pairing suggestion (搭配白色t恤 describes the t恤) or a
+    NON_VALUE_PHRASES idiom. The input's own values are masked first, longest first, so the 蓝色 inside an
+    input's 深蓝色 is not seen; then every lexicon value is matched longest first, each place once, so that a
+    longer value of another key hides a shorter one (polo领, a collar, is not the shirt polo)."""
+    own = [value.lower() for value in values(pairs)]
+    licensed = own + [implied for value in own for implied in IMPLIED_VALUES.get(value, ())]
+    wanted = set(checked_keys(value_lexicon) if keys is None else keys)
+    slots = {KEY_SLOTS.get(key, key): key for key, _ in reversed(pairs) if key in wanted}  # slot -> input's key
+    candidates = list(dict.fromkeys(
+        (slots[KEY_SLOTS.get(key, key)], value.lower())
+        for key, found in value_lexicon.items() if KEY_SLOTS.get(key, key) in slots for value in found
+        if len(value) > 1 and value not in GENERIC_VALUES.get(key, ())
+        and not any(value.lower() in given for given in licensed)))
+    masked = mask(text.lower(), [*licensed, *NON_VALUE_PHRASES])
+    checked = {value for _, value in candidates}
+    others = [(key, value.lower()) for key, found in value_lexicon.items() for value in found
+              if len(value) > 1 and value.lower() not in checked]
+    wanted_pairs = set(candidates)
+    return [pair for pair in find_values(masked, candidates + others, pairing_spans(masked)) if pair in wanted_pairs]
+
+
+# --- repeated phrases -----------------------------------------------------------------------------------------
+
+# Clauses end at any punctuation, the enumeration comma included: 穿着舒适，穿着舒适 and 舒适、舒适 both repeat.
+_CLAUSE_SPLIT = re.compile(r"[，。！？；、,.!?;:：~～…\s]+")
+_NOT_TEXT = re.compile(r"[^\w]|_")  # punctuation and spaces, dropped before comparing clauses and n-grams
+
+
+def normalise(clause: str) -> str:
+    """A clause as compared: lower case, no punctuation or spaces."""
+    return _NOT_TEXT.sub("", clause.lower())
+
+
+def split_clauses(text: str) -> list[str]:
+    """text cut at every punctuation mark, each piece normalised, empty pieces dropped."""
+    return [clause for clause in map(normalise, _CLAUSE_SPLIT.split(text)) if clause]
+
+
+def repeated_phrases(text: str, n: int = 4, min_count: int = 3, min_clause: int = 2) -> list[str]:
+    """What text repeats: each clause (of min_clause characters or more, normalised) said twice or more, and
+    each character n-gram (punctuation removed, so it may span clauses) that occurs min_count times or more.
+    Empty: no repetition."""
+    clauses = Counter(clause for clause in split_clauses(text) if len(clause) >= min_clause)
+    flat = normalise(text)
+    grams = Counter(flat[i : i + n] for i in range(len(flat) - n + 1))
+    return [clause for clause, count in clauses.items() if count > 1] + [
+        gram for gram, count in grams.items() if count >= min_count]
+
+
+# --- list endings ---------------------------------------------------------------------------------------------
+
+# What a repair step or a template glues after a value: 显瘦版型, 碎花元素, 圆领设计, 黄色配色, 韩版风格.
+LIST_SUFFIXES = ("风格", "元素", "设计", "版型", "图案", "材质", "面料", "颜色", "配色", "款式", "领", "袖", "风")
+# Bare clauses are separated by a comma or a full stop; 、 is how prose enumerates, so it does not end one.
+_LIST_CLAUSE_SPLIT = re.compile(r"[，。！？；,.!?;~～]+")
+
+
+def bare_attribute_clause(clause: str, known_values: Collection[str]) -> bool:
+    """Whether a clause is only an attribute value (one of known_values), optionally followed by one of
+    LIST_SUFFIXES or preceded by 采用 with 面料 after (the template's material phrase): no verb, no predicate."""
+    clause = normalise(clause)
+    if clause.startswith("采用") and clause.endswith("面料"):
+        clause = clause[2:-2]
+    else:
+        for suffix in LIST_SUFFIXES:
+            if clause.endswith(suffix) and clause[: -len(suffix)] in known_values:
+                return True
+    return clause in known_values
+
+
+def list_endings(text: str, known_values: Collection[str], min_run: int = 3) -> list[list[str]]:
+    """Runs of min_run or more consecutive bare attribute clauses (bare_attribute_clause) in text, each run as
+    its clauses: 显瘦版型，性感风格，蝴蝶结元素. known_values: lower-case attribute values, typically every value
+    of the training lexicon plus the input's own. Empty: the text reads as prose."""
+    runs: list[list[str]] = []
+    current: list[str] = []
+    for clause in _LIST_CLAUSE_SPLIT.split(text.lower()) + [""]:
+        if clause.strip() and bare_attribute_clause(clause, known_values):
+            current.append(clause.strip())
+            continue
+        if len(current) >= min_run:
+            runs.append(current)
+        current = []
+    return runs
+
+
+def known_values(value_lexicon: Mapping[str, Sequence[str]], pairs: Attributes = ()) -> frozenset[str]:
+    """Every lexicon value and the input's own, lower case: what list_endings counts as an attribute value."""
+    return frozenset(v.lower() for found in value_lexicon.values() for v in found) | {
+        v.lower() for v in values(pairs)}
