@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from reasongen.attributes import Attributes, values
-from reasongen.metrics.garments import find_values, pairing_spans
+from reasongen.metrics.garments import find_values, garment_mentions, pairing_spans
 from reasongen.metrics.text_checks import mask
 
 # --- all-key hallucination ------------------------------------------------------------------------------------
@@ -87,11 +87,12 @@ def attribute_hallucinations(
 
 # Clauses end at any punctuation, the enumeration comma included: 穿着舒适，穿着舒适 and 舒适、舒适 both repeat.
 _CLAUSE_SPLIT = re.compile(r"[，。！？；、,.!?;:：~～…\s]+")
-_NOT_TEXT = re.compile(r"[^\w]|_")  # punctuation and spaces, dropped before comparing clauses and n-grams
+# Dropped before comparing: punctuation, spaces and the data's placeholders for unknown characters and brands.
+_NOT_TEXT = re.compile(r"<unk>|<brand>|brand|[^\w]|_")
 
 
 def normalise(clause: str) -> str:
-    """A clause as compared: lower case, no punctuation or spaces."""
+    """A clause as compared: lower case, no punctuation, spaces or placeholders (<UNK>, BRAND)."""
     return _NOT_TEXT.sub("", clause.lower())
 
 
@@ -100,15 +101,34 @@ def split_clauses(text: str) -> list[str]:
     return [clause for clause in map(normalise, _CLAUSE_SPLIT.split(text)) if clause]
 
 
-def repeated_phrases(text: str, n: int = 4, min_count: int = 3, min_clause: int = 2) -> list[str]:
-    """What text repeats: each clause (of min_clause characters or more, normalised) said twice or more, and
-    each character n-gram (punctuation removed, so it may span clauses) that occurs min_count times or more.
-    Empty: no repetition."""
-    clauses = Counter(clause for clause in split_clauses(text) if len(clause) >= min_clause)
+# A unit of 2-4 Chinese characters said twice in a row (镂空镂空, 休闲休闲); 一丝一丝 and 一颗一颗 are how Chinese
+# reduplicates a measure word, so units starting with 一 are fine.
+_DOUBLED = re.compile(r"((?!一)[\u4e00-\u9fff]{2,4})\1")
+
+
+def _ngram_counts(text: str, n: int, skip: Sequence[bool] = ()) -> Counter[str]:
+    """Character n-grams of text, leaving out those that touch a skipped position."""
+    return Counter(text[i : i + n] for i in range(len(text) - n + 1) if not any(skip[i : i + n]))
+
+
+def repeated_phrases(text: str, n: int = 4, min_count: int = 3, min_clause: int = 3) -> list[str]:
+    """What text repeats, each once (empty: nothing):
+    * a clause (min_clause characters or more, normalised) said twice or more: 穿着舒适，穿着舒适;
+    * a character n-gram (punctuation removed, so it may span clauses) min_count times or more, unless it
+      overlaps a garment noun: a product is named by its noun several times in good prose (本款连衣裙 … 本款连衣裙);
+    * a character (n-1)-gram min_count times or more inside one clause: 牛仔裤是牛仔裤的牛仔裤;
+    * a unit of 2-4 characters twice in a row (_DOUBLED): 镂空镂空装饰."""
+    clauses = [clause for clause in split_clauses(text) if len(clause) >= min_clause]
+    found = [clause for clause, count in Counter(clauses).items() if count > 1]
     flat = normalise(text)
-    grams = Counter(flat[i : i + n] for i in range(len(flat) - n + 1))
-    return [clause for clause, count in clauses.items() if count > 1] + [
-        gram for gram, count in grams.items() if count >= min_count]
+    nouns = [False] * len(flat)
+    for mention in garment_mentions(flat):
+        nouns[mention.start : mention.end] = [True] * (mention.end - mention.start)
+    found += [gram for gram, count in _ngram_counts(flat, n, nouns).items() if count >= min_count]
+    for clause in clauses:
+        found += [gram for gram, count in _ngram_counts(clause, n - 1).items() if count >= min_count]
+    found += [match.group(1) for match in _DOUBLED.finditer(text.lower())]
+    return list(dict.fromkeys(found))
 
 
 # --- list endings ---------------------------------------------------------------------------------------------
