@@ -2,7 +2,7 @@
 pairing suggestion such as 搭配短裤), and whether they fit the input's attributes. Pure Python, no model.
 
 Used by the product_type metric module (product_type_mismatches, incompatible_parts) and by the all-key
-hallucination check (pairing_spans: values inside a pairing suggestion describe the other garment)."""
+hallucination check (other_garment_spans: values inside a pairing suggestion describe the other garment)."""
 
 from __future__ import annotations
 
@@ -103,8 +103,9 @@ PAIRING_CUES = (r"(?<!百)搭|叠穿|配(?![色饰置比备送])|和|与(?!众)|
                 r"里面|任何|当(?!然|下|时)|内穿|下身|下半身|下装|不是|外面|套上|套在|加上|换上|衬托|比(?![例较])|像|"
                 r"有点|仿佛|如同|说起|说到|提到|相对于|相比|对比|没有|喜欢")
 _CUE_PATTERN = re.compile(PAIRING_CUES)
-# A noun shortly after one of these is the product, whatever cue came before: 搭配这款阔腿裤.
-_THIS = re.compile(r"(这|此|本|该|那)(款|件|条|套|一款|一件|一条)[^，。！？；,!?;]{0,6}$")
+# A noun shortly after one of these is the product, whatever cue came before (搭配这款阔腿裤), unless the words
+# between hold a cue or another garment (这款阔腿裤搭配短裤).
+_THIS = re.compile(r"(这|此|本|该|那)(款|件|条|套|一款|一件|一条)(?P<gap>[^，。！？；,!?;]{0,6})$")
 CLAUSE_END = "，。！？；,!?;~～\n"
 
 
@@ -169,7 +170,9 @@ def garment_mentions(text: str) -> list[Mention]:
         if end in starts or _NOT_THE_GARMENT_AFTER.match(lowered, end):
             continue
         phrase = lowered[_clause_start(lowered, start) : start]
-        mentions.append(Mention(noun, start, end, named=bool(_THIS.search(phrase[-10:])),
+        this = _THIS.search(phrase[-10:])
+        named = bool(this) and not (_CUE_PATTERN.search(this["gap"]) or _NOUN_PATTERN.search(this["gap"]))
+        mentions.append(Mention(noun, start, end, named=named,
                                 paired=inside(start, spans) or bool(_PAIRED_AFTER.match(lowered, end)),
                                 phrase=phrase))
     return mentions
@@ -218,6 +221,20 @@ def noun_fits(noun: str, pairs: Attributes, phrase: str = "") -> bool:
     return not garment.support or not names or any(name in phrase[-6:] + noun for name in names)
 
 
+# What else a text pairs the product with: shoes, bags, hats, scarves, jewellery (never the product here).
+_ACCESSORIES = re.compile(r"鞋|靴|包包|手提包|背包|挎包|帽子|棒球帽|渔夫帽|围巾|丝巾|袜|项链|耳环|手链|墨镜")
+
+
+def other_garment_spans(text: str) -> list[tuple[int, int]]:
+    """The pairing spans (pairing_spans) that name another garment or an accessory: the attribute values in them
+    describe that item (搭配白色t恤, 搭配白色短靴), while a cue with no item after it is just a conjunction
+    (条纹和波点)."""
+    lowered = text.lower()
+    others = [m.start for m in garment_mentions(lowered) if not m.product]
+    others += [match.start() for match in _ACCESSORIES.finditer(lowered)]
+    return [(start, end) for start, end in pairing_spans(lowered) if any(start <= o < end for o in others)]
+
+
 def product_type_mismatches(text: str, pairs: Attributes) -> list[str]:
     """The garment nouns that text uses for the product (Mention.product: pairing suggestions and unmarked
     category words left out) that do not fit the input (noun_fits), in order of appearance, each once."""
@@ -261,9 +278,10 @@ def find_values(text: str, candidates: Sequence[tuple[str, str]], skip: Sequence
 def incompatible_parts(text: str, pairs: Attributes, value_lexicon: Mapping[str, Sequence[str]]
                        ) -> list[tuple[str, str]]:
     """(key, value) of the collar and sleeve values (PART_KEYS' known values) that text gives to a product that
-    has neither (lower_body_only), outside pairing suggestions: 经典的圆领 on trousers."""
+    has neither (lower_body_only), outside suggestions of another garment (other_garment_spans): 经典的圆领 on
+    trousers, not 搭配圆领t恤."""
     if not lower_body_only(pairs):
         return []
     candidates = [(key, value) for key in PART_KEYS for value in value_lexicon.get(key, ())
                   if len(value) > 1 and value not in GENERIC_PART_VALUES]
-    return find_values(text, candidates, pairing_spans(text.lower()))
+    return find_values(text, candidates, other_garment_spans(text))

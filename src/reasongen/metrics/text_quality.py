@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from reasongen.attributes import Attributes, values
-from reasongen.metrics.garments import find_values, garment_mentions, pairing_spans
+from reasongen.metrics.garments import find_values, garment_mentions, other_garment_spans
 from reasongen.metrics.text_checks import mask
 
 # --- all-key hallucination ------------------------------------------------------------------------------------
@@ -58,14 +58,16 @@ def attribute_hallucinations(
     keys: Iterable[str] | None = None,
 ) -> list[tuple[str, str]]:
     """(key, value) for each known value (value_lexicon, from the training split) of a key the input lists that
-    the text names although the input does not give it; a key's known values are those of its slot (KEY_SLOTS:
-    衣领型 and 裙领型 are both collars). keys: the keys checked (default checked_keys: all but 类型 and 风格),
-    reported under the input's key name. Not counted: values of one character or in GENERIC_VALUES; a value inside one of the input's
-    values, whatever its key (蓝色 for 深蓝色 is vaguer, not different; 罗纹 for 罗纹袖口), or implied by one
-    (IMPLIED_VALUES: 白色 for 黑白); a value inside a pairing suggestion (搭配白色t恤 describes the t恤) or a
-    NON_VALUE_PHRASES idiom. The input's own values are masked first, longest first, so the 蓝色 inside an
-    input's 深蓝色 is not seen; then every lexicon value is matched longest first, each place once, so that a
-    longer value of another key hides a shorter one (polo领, a collar, is not the shirt polo)."""
+    the text names although the input does not give it. A key's known values are those of its slot (KEY_SLOTS:
+    衣领型 and 裙领型 are both collars); keys: the keys checked (default checked_keys: all but 类型 and 风格),
+    reported under the input's key name. Not counted:
+    * values of one character, and everyday words (GENERIC_VALUES);
+    * a value inside any input value (蓝色 for 深蓝色 is vaguer, not different; 罗纹 for 罗纹袖口) or implied by
+      one (IMPLIED_VALUES: 白色 for 黑白);
+    * a value inside a pairing suggestion (搭配白色t恤 describes the t恤) or an idiom (NON_VALUE_PHRASES).
+    The input's own values are masked first, longest first, so the 蓝色 inside an input's 深蓝色 is not seen; then
+    every lexicon value is matched longest first, each place once, so that a longer value of another key hides a
+    shorter one (polo领 is a collar, not the shirt polo)."""
     own = [value.lower() for value in values(pairs)]
     licensed = own + [implied for value in own for implied in IMPLIED_VALUES.get(value, ())]
     wanted = set(checked_keys(value_lexicon) if keys is None else keys)
@@ -80,7 +82,8 @@ def attribute_hallucinations(
     others = [(key, value.lower()) for key, found in value_lexicon.items() for value in found
               if len(value) > 1 and value.lower() not in checked]
     wanted_pairs = set(candidates)
-    return [pair for pair in find_values(masked, candidates + others, pairing_spans(masked)) if pair in wanted_pairs]
+    found = find_values(masked, candidates + others, other_garment_spans(masked))
+    return [pair for pair in found if pair in wanted_pairs]
 
 
 # --- repeated phrases -----------------------------------------------------------------------------------------
