@@ -42,13 +42,35 @@ KEY_SLOTS: Mapping[str, str] = {
 }
 # Input values that also license other values: 黑白 is 黑色 and 白色, 波点 are 圆点.
 IMPLIED_VALUES: Mapping[str, tuple[str, ...]] = {"黑白": ("黑色", "白色"), "波点": ("圆点",), "圆点": ("波点",)}
-# Phrases in which a value's characters are no value: 拉高腰线 (raise the waistline) holds 高腰, 一道风景线 风景.
-NON_VALUE_PHRASES = ("拉高腰线", "提高腰线", "抬高腰线", "风景线", "黑白分明", "纤维素")
+# Phrases in which a value's characters are no value: 拉高腰线 (raise the waistline) holds 高腰, 一道风景线 风景,
+# 日渐变暖 渐变.
+NON_VALUE_PHRASES = ("拉高腰线", "提高腰线", "抬高腰线", "风景线", "黑白分明", "纤维素", "日渐变")
 
 
 def checked_keys(value_lexicon: Mapping[str, Sequence[str]]) -> list[str]:
     """Every key of the lexicon whose values are facts (all but UNCHECKED_KEYS), sorted."""
     return sorted(key for key in value_lexicon if key not in UNCHECKED_KEYS)
+
+
+def _licensed(pairs: Attributes) -> list[str]:
+    """The input's values and what they imply (IMPLIED_VALUES), lower case."""
+    own = [value.lower() for value in values(pairs)]
+    return own + [implied for value in own for implied in IMPLIED_VALUES.get(value, ())]
+
+
+def hallucination_candidates(
+    pairs: Attributes, value_lexicon: Mapping[str, Sequence[str]], keys: Iterable[str] | None = None
+) -> list[tuple[str, str]]:
+    """(input key, value): the known values that would be hallucinations in a text for this input (see
+    attribute_hallucinations), lower case. Also what a decoder can ban for the row (modeling.constraints)."""
+    licensed = _licensed(pairs)
+    wanted = set(checked_keys(value_lexicon) if keys is None else keys)
+    slots = {KEY_SLOTS.get(key, key): key for key, _ in reversed(pairs) if key in wanted}  # slot -> input's key
+    return list(dict.fromkeys(
+        (slots[KEY_SLOTS.get(key, key)], value.lower())
+        for key, found in value_lexicon.items() if KEY_SLOTS.get(key, key) in slots for value in found
+        if len(value) > 1 and value not in GENERIC_VALUES.get(key, ())
+        and not any(value.lower() in given for given in licensed)))
 
 
 def attribute_hallucinations(
@@ -68,15 +90,8 @@ def attribute_hallucinations(
     The input's own values are masked first, longest first, so the 蓝色 inside an input's 深蓝色 is not seen; then
     every lexicon value is matched longest first, each place once, so that a longer value of another key hides a
     shorter one (polo领 is a collar, not the shirt polo)."""
-    own = [value.lower() for value in values(pairs)]
-    licensed = own + [implied for value in own for implied in IMPLIED_VALUES.get(value, ())]
-    wanted = set(checked_keys(value_lexicon) if keys is None else keys)
-    slots = {KEY_SLOTS.get(key, key): key for key, _ in reversed(pairs) if key in wanted}  # slot -> input's key
-    candidates = list(dict.fromkeys(
-        (slots[KEY_SLOTS.get(key, key)], value.lower())
-        for key, found in value_lexicon.items() if KEY_SLOTS.get(key, key) in slots for value in found
-        if len(value) > 1 and value not in GENERIC_VALUES.get(key, ())
-        and not any(value.lower() in given for given in licensed)))
+    candidates = hallucination_candidates(pairs, value_lexicon, keys)
+    licensed = _licensed(pairs)
     masked = mask(text.lower(), [*licensed, *NON_VALUE_PHRASES])
     checked = {value for _, value in candidates}
     others = [(key, value.lower()) for key, found in value_lexicon.items() for value in found
