@@ -260,9 +260,9 @@ class CharNgramBlock(_GeneratedText):
             if len(text) < self.n - 1 or _ends_mid_character(data):
                 continue  # too short, or a character is half written: its next byte is no choice of words
             context = text[-(self.n - 1) :]
-            followers = {text[i + self.n - 1] for i in range(len(text) - self.n + 1)
-                         if text[i : i + self.n - 1] == context}
-            for follower in followers - {" "}:
+            followers = set() if _PUNCTUATION.search(context) else {
+                text[i + self.n - 1] for i in range(len(text) - self.n + 1) if text[i : i + self.n - 1] == context}
+            for follower in followers:
                 if not _PUNCTUATION.match(follower):
                     scores[row, self.index.starting_with(follower.encode("utf-8")).to(scores.device)] = -float("inf")
             seen = self._counts(text)

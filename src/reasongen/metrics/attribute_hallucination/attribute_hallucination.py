@@ -2,10 +2,10 @@
 
 from collections.abc import Mapping, Sequence
 
-import datasets
 import evaluate
 
 from reasongen.attributes import parse_content
+from reasongen.metrics.module_info import metric_info, percent
 from reasongen.metrics.text_quality import attribute_hallucinations
 
 _DESCRIPTION = """attribute_hallucination_rate = share of texts (×100) with at least one
@@ -23,12 +23,7 @@ value_lexicon: {key: [known values]} from the training split; keys: keys to chec
 
 class AttributeHallucination(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS,
-            features=datasets.Features({"predictions": datasets.Value("string"), "contents": datasets.Value("string")}),
-        )
+        return metric_info(_DESCRIPTION, _KWARGS, "predictions", "contents")
 
     def _compute(
         self,
@@ -39,8 +34,7 @@ class AttributeHallucination(evaluate.Metric):
     ) -> dict[str, float]:
         counts = [len(attribute_hallucinations(text, parse_content(content), value_lexicon, keys))
                   for text, content in zip(predictions, contents, strict=True)]
-        n = len(counts)
         return {
-            "attribute_hallucination_rate": 100.0 * sum(1 for c in counts if c) / n if n else 0.0,
-            "attribute_hallucinations_per_output": sum(counts) / n if n else 0.0,
+            "attribute_hallucination_rate": percent(count > 0 for count in counts),
+            "attribute_hallucinations_per_output": sum(counts) / len(counts) if counts else 0.0,
         }

@@ -2,10 +2,10 @@
 
 from collections.abc import Mapping, Sequence
 
-import datasets
 import evaluate
 
 from reasongen.attributes import parse_content
+from reasongen.metrics.module_info import metric_info, percent
 from reasongen.metrics.text_quality import known_values, list_endings
 
 _DESCRIPTION = """list_ending_rate = share of texts (×100) with a run of three or more consecutive bare attribute
@@ -19,12 +19,7 @@ contents: the input attribute strings (optional: their values count as attribute
 
 class ListEndings(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS,
-            features=datasets.Features({"predictions": datasets.Value("string")}),
-        )
+        return metric_info(_DESCRIPTION, _KWARGS, "predictions")
 
     def _compute(
         self,
@@ -34,8 +29,8 @@ class ListEndings(evaluate.Metric):
     ) -> dict[str, float]:
         lexicon = known_values(value_lexicon)
         if contents is None:
-            hits = sum(1 for text in predictions if list_endings(text, lexicon))
+            flags = (bool(list_endings(text, lexicon)) for text in predictions)
         else:
-            hits = sum(1 for text, content in zip(predictions, contents, strict=True)
-                       if list_endings(text, lexicon | known_values({}, parse_content(content))))
-        return {"list_ending_rate": 100.0 * hits / len(predictions) if predictions else 0.0}
+            flags = (bool(list_endings(text, lexicon | known_values({}, parse_content(content))))
+                     for text, content in zip(predictions, contents, strict=True))
+        return {"list_ending_rate": percent(flags)}

@@ -3,11 +3,11 @@
 
 from collections.abc import Mapping, Sequence
 
-import datasets
 import evaluate
 
 from reasongen.attributes import parse_content
 from reasongen.metrics.garments import incompatible_parts, product_type_mismatches
+from reasongen.metrics.module_info import metric_info, percent
 
 _DESCRIPTION = """product_type_mismatch_rate = share of texts (×100) with at least one
 reasongen.metrics.garments.product_type_mismatches hit: a garment noun used for the product itself (pairing
@@ -24,12 +24,7 @@ value_lexicon: {key: [known values]} from the training split (needed for incompa
 
 class ProductType(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS,
-            features=datasets.Features({"predictions": datasets.Value("string"), "contents": datasets.Value("string")}),
-        )
+        return metric_info(_DESCRIPTION, _KWARGS, "predictions", "contents")
 
     def _compute(
         self,
@@ -38,10 +33,9 @@ class ProductType(evaluate.Metric):
         value_lexicon: Mapping[str, Sequence[str]] | None = None,
     ) -> dict[str, float | None]:
         rows = [(text, parse_content(content)) for text, content in zip(predictions, contents, strict=True)]
-        n = len(rows)
-        mismatched = sum(1 for text, pairs in rows if product_type_mismatches(text, pairs))
-        result: dict[str, float | None] = {"product_type_mismatch_rate": 100.0 * mismatched / n if n else 0.0}
+        result: dict[str, float | None] = {
+            "product_type_mismatch_rate": percent(bool(product_type_mismatches(text, pairs)) for text, pairs in rows)}
         if value_lexicon is None:
             return result | {"incompatible_part_rate": None}
-        parts = sum(1 for text, pairs in rows if incompatible_parts(text, pairs, value_lexicon))
-        return result | {"incompatible_part_rate": 100.0 * parts / n if n else 0.0}
+        parts = (bool(incompatible_parts(text, pairs, value_lexicon)) for text, pairs in rows)
+        return result | {"incompatible_part_rate": percent(parts)}

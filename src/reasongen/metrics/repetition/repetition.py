@@ -1,8 +1,8 @@
 """Repeated phrases: texts that say a clause twice or loop on a phrase."""
 
-import datasets
 import evaluate
 
+from reasongen.metrics.module_info import metric_info, percent
 from reasongen.metrics.text_quality import repeated_phrases
 
 _DESCRIPTION = """repetition_rate = share of texts (×100) with at least one
@@ -16,13 +16,7 @@ _KWARGS = """predictions: list of generated texts. Returns {"repetition_rate"}."
 
 class Repetition(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS,
-            features=datasets.Features({"predictions": datasets.Value("string")}),
-        )
+        return metric_info(_DESCRIPTION, _KWARGS, "predictions")
 
     def _compute(self, predictions: list[str]) -> dict[str, float]:
-        hits = sum(1 for text in predictions if repeated_phrases(text))
-        return {"repetition_rate": 100.0 * hits / len(predictions) if predictions else 0.0}
+        return {"repetition_rate": percent(bool(repeated_phrases(text)) for text in predictions)}
