@@ -132,6 +132,8 @@ def test_product_type_flags_another_garment(text, content, expected):
     ("鱼尾裙摆，灵动飘逸", "类型#裙*裙长#连衣裙"),  # a part
     ("经典的西装领", "类型#上衣*衣样式#风衣"),
     ("修身的上衣剪裁", "类型#裙*裙长#连衣裙"),  # a dress's bodice
+    ("采用西装面料，挺括有型", "类型#裤*材质#西装面料"),  # a fabric
+    ("跟连衣裙一样省心的连体裤", "类型#裤*裤长#连体裤"),  # a comparison
 ])
 def test_product_type_leaves_pairings_and_fitting_names(text, content):
     assert mismatched(text, content) == []

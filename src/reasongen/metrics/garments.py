@@ -94,14 +94,14 @@ _NOUN_PATTERN = re.compile("|".join(re.escape(noun) + ("(?![a-z领])" if noun ==
 # A noun followed by these is a style, a part or a likeness, not the garment: 衬衫式, 西装领, 鱼尾裙摆, 睡衣风,
 # 上衣剪裁 (a dress's bodice), 西服翻领, 西装面料, 束脚裤的版型, 半身裙的飘逸感.
 _NOT_THE_GARMENT_AFTER = re.compile(
-    r"式|风|感|般|领|袖|摆|腿|脚|型|版|料|元素|部分|部位|剪裁|裁剪|样式|造型|翻领|驳领|的版型|的样|的[^，。！？；,!?;]{0,4}感")
+    r"式|风|感|般|领|袖|摆|腿|脚|型|版|料|面料|元素|部分|部位|剪裁|裁剪|样式|造型|翻领|驳领|的版型|的样|的[^，。！？；,!?;]{0,4}感")
 # A noun followed by these is one of a pair of garments (短裤配卫衣), not the product on its own.
 _PAIRED_AFTER = re.compile(r"配|搭|加|和|与|或|、|\+")
 # Words that start a pairing suggestion or a comparison: the garments after them, to the end of the clause,
 # are not the product. 配 also starts 配色 / 配饰, 比 starts 比例, 与 starts 与众不同, 当 starts 当然.
 PAIRING_CUES = (r"(?<!百)搭|叠穿|配(?![色饰置比备送])|和|与(?!众)|或|及|还是|无论|不论|不管|塞进|扎进|束进|掖进|把|"
                 r"里面|任何|当(?!然|下|时)|内穿|下身|下半身|下装|不是|外面|套上|套在|加上|换上|衬托|比(?![例较])|像|"
-                r"有点|仿佛|如同|说起|说到|提到|相对于|相比|对比|没有|喜欢")
+                r"有点|仿佛|如同|跟|说起|说到|提到|相对于|相比|对比|没有|喜欢")
 _CUE_PATTERN = re.compile(PAIRING_CUES)
 # A noun shortly after one of these is the product, whatever cue came before (搭配这款阔腿裤), unless the words
 # between hold a cue or another garment (这款阔腿裤搭配短裤).
