@@ -195,8 +195,9 @@ class _GeneratedText(LogitsProcessor):
 class StringBan(_GeneratedText):
     """Sets to -inf every token that would complete a banned string: `banned` for every row plus the row's own
     `per_prompt` strings (say, values that contradict its input). A token completes b when b lies inside its
-    bytes, or when the text so far ends with b[:k] and the token starts with b[k:]; only those tokens are looked
-    up (per split point, a binary search), never the whole vocabulary."""
+    bytes (found once per string, then cached), or when the text so far ends with b[:k] and the token starts
+    with b[k:]: at each step only the split points the text ends with are looked up, each a binary search over
+    the sorted vocabulary."""
 
     def __init__(self, index: TokenIndex, banned: Sequence[str] = (),
                  per_prompt: Sequence[Sequence[str]] | None = None, prompt_length: int | None = None) -> None:
@@ -206,7 +207,7 @@ class StringBan(_GeneratedText):
 
     def _table(self, strings: Sequence[str]) -> tuple[torch.Tensor, dict[bytes, list[bytes]], int]:
         """For a set of banned strings: the ids containing one, {text end b[:k]: [b[k:] ...]}, the longest end."""
-        key = tuple(sorted({s.lower().replace(" ", "").encode("utf-8") for s in strings} - {b""}))
+        key = tuple(sorted({s.replace(" ", "").encode("utf-8") for s in strings} - {b""}))
         if key not in self._tables:
             inside = [self.index.containing(b) for b in key]
             ends: dict[bytes, list[bytes]] = {}
@@ -288,7 +289,7 @@ class MentionBias(_GeneratedText):
 
     def pulled_ids(self, text: bytes, strings: Sequence[str]) -> torch.Tensor:
         """The token ids MentionBias favours after text."""
-        wanted = [s.lower().replace(" ", "").encode("utf-8") for s in strings]
+        wanted = [s.replace(" ", "").encode("utf-8") for s in strings]
         missing = [value for value in wanted if value and value not in text]
         # per value, the furthest it has got: after 国 of 国家级 comes 家, not a second 国
         going_on = [next((value[k:] for k in range(len(value) - 1, 0, -1) if text.endswith(value[:k])), b"")
