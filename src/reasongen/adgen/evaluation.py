@@ -17,8 +17,9 @@ from reasongen.text.controls import find_violations
 
 SYSTEMS = ("model", "retrieval", "template")  # the systems whose texts predictions.jsonl and the plots keep
 TABLE_METRICS = ("bleu4", "rouge1", "rouge2", "rougeL", "distinct1", "distinct2", "unique_ratio", "coverage",
-                 "hallucination_rate", "aspect_accuracy", "length_accuracy", "keyword_recall", "violation_rate",
-                 "avg_length")
+                 "hallucination_rate", "attribute_hallucination_rate", "product_type_mismatch_rate",
+                 "repetition_rate", "list_ending_rate", "aspect_accuracy", "length_accuracy", "keyword_recall",
+                 "violation_rate", "avg_length")
 
 
 def reference_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -8,7 +8,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reasongen.adgen.selection import Checks
+from reasongen.metrics.garments import incompatible_parts, product_type_mismatches
 from reasongen.metrics.text_checks import hallucinated_values
+from reasongen.metrics.text_quality import attribute_hallucinations, known_values, list_endings, repeated_phrases
 from reasongen.text.attributes import parse_content
 from reasongen.text.controls import banned_patterns, detect_aspects, length_bucket
 
@@ -23,8 +25,21 @@ def mark(text: str, pairs, checks: Checks) -> str:
 
 
 def notes(text: str, row: Mapping[str, Any], pairs, checks: Checks) -> str:
-    """What a reader should check: values left out, controls missed."""
+    """What a reader would reject, by the metrics' own definitions (invented values of any listed key, another
+    garment, a part the garment has not, repeated phrases, a glued-on list ending), then what to check (values left
+    out, controls missed). `ok` only when none applies."""
     found = []
+    invented = attribute_hallucinations(text, pairs, checks.value_lexicon)
+    if invented:
+        found.append("invented: " + "、".join(f"{key} {value}" for key, value in invented))
+    if other := product_type_mismatches(text, pairs):
+        found.append("another garment: " + "、".join(other))
+    if parts := incompatible_parts(text, pairs, checks.value_lexicon):
+        found.append("part it has not: " + "、".join(value for _, value in parts))
+    if repeats := repeated_phrases(text):
+        found.append("repeats: " + "、".join(repeats))
+    if runs := list_endings(text, known_values(checks.value_lexicon, pairs)):
+        found.append("attribute list: " + " / ".join("，".join(run) for run in runs))
     missing = [value for _, value in pairs if value not in text]
     if missing:
         found.append("missing: " + "、".join(dict.fromkeys(missing)))
@@ -41,7 +56,9 @@ def render(rows: Sequence[Mapping[str, Any]], systems: Sequence[str], checks: Ch
     chosen = sorted(random.Random(seed).sample(range(len(rows)), min(n, len(rows))))
     lines = [f"# Sample report: {len(chosen)} random test products\n",
              "Violations of the advertising-law list are **[bold in brackets]**, values that contradict the input "
-             "are ~~struck through~~; the notes list input values a text leaves out and controls it misses.\n"]
+             "are ~~struck through~~; the notes flag what a reader would reject (invented values of any listed key, "
+             "another garment, a part the garment has not, repeated phrases, a glued-on attribute list), then input "
+             "values a text leaves out and controls it misses. `ok` means none of these.\n"]
     for number, index in enumerate(chosen, start=1):
         row = rows[index]
         pairs = parse_content(row["content"])

@@ -12,9 +12,12 @@ METRICS_DIR = Path(__file__).parent
 REFERENCE_METRICS = ("bleu_char", "rouge_jieba")  # need a reference text
 REFERENCE_FREE_METRICS = ("diversity", "faithfulness", "control", "ad_law")
 METRIC_MODULES = REFERENCE_METRICS + REFERENCE_FREE_METRICS
+# Task A text quality (issue 12): all-key hallucination, product type, repeated phrases, list endings; reference-free,
+# computed by score_text_quality (on the references too, by passing their texts as the predictions).
+TEXT_QUALITY_METRICS = ("attribute_hallucination", "product_type", "repetition", "list_endings")
 # Task B (personalized explanations, English): PETER's definitions, and an embedding similarity.
 EXPLAIN_METRICS = ("bleu_words", "rouge_words", "explanation_features", "semantic_similarity")
-KNOWN_MODULES = METRIC_MODULES + EXPLAIN_METRICS
+KNOWN_MODULES = METRIC_MODULES + TEXT_QUALITY_METRICS + EXPLAIN_METRICS
 
 Row = dict[str, Any]
 Scores = dict[str, float | None]
@@ -81,7 +84,7 @@ def _reference_free(
     hallucination_keys: Sequence[str],
     use_controls: bool,
 ) -> Scores:
-    """Diversity, faithfulness, control, ad-law, length and count for texts written for rows."""
+    """Diversity, faithfulness, control, ad-law, text quality, length and count for texts written for rows."""
     controls = _requested_controls(rows, use_controls)
     contents = [row["content"] for row in rows]
     result: Scores = {}
@@ -91,8 +94,25 @@ def _reference_free(
     )
     result |= load("control").compute(predictions=texts, **controls, length_bounds=list(length_bounds))
     result |= load("ad_law").compute(predictions=texts)
+    result |= score_text_quality(texts, rows, value_lexicon=lexicon)
     result["avg_length"] = sum(map(len, texts)) / len(texts) if texts else 0.0
     result["n"] = len(texts)
+    return result
+
+
+def score_text_quality(texts: list[str], rows: list[Row], *, value_lexicon: dict[str, list[str]]) -> Scores:
+    """The text-quality metrics of texts[i] written for rows[i] (only its `content` is used), as one flat dict:
+    attribute_hallucination_rate, attribute_hallucinations_per_output, product_type_mismatch_rate,
+    incompatible_part_rate, repetition_rate, list_ending_rate (all ×100 but the per-output count). For the
+    references' own rates pass [row["summary"] for row in rows] as texts."""
+    if len(texts) != len(rows):
+        raise ValueError(f"score_text_quality: {len(texts)} texts for {len(rows)} rows")
+    contents = [row["content"] for row in rows]
+    result: Scores = {}
+    result |= load("attribute_hallucination").compute(predictions=texts, contents=contents, value_lexicon=value_lexicon)
+    result |= load("product_type").compute(predictions=texts, contents=contents, value_lexicon=value_lexicon)
+    result |= load("repetition").compute(predictions=texts)
+    result |= load("list_endings").compute(predictions=texts, value_lexicon=value_lexicon, contents=contents)
     return result
 
 

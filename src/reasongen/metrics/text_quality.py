@@ -1,0 +1,192 @@
+"""Per-text definitions of the text-quality checks (all-key hallucination, repeated phrases, list endings), shared
+by their metric modules and by any code that wants to judge one text (selection, the sample report, serving).
+Pure Python; garment knowledge (pairing suggestions, product nouns) lives in reasongen.metrics.garments."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping, Sequence
+
+from reasongen.metrics.garments import find_values, garment_mentions, other_garment_spans
+from reasongen.metrics.text_checks import mask
+from reasongen.text.attributes import Attributes, values
+
+# --- all-key hallucination ------------------------------------------------------------------------------------
+
+# 类型 is the product_type metric's business (it knows 搭配短裤 from 这款短裤); 风格 values are opinions a writer
+# may add (青春, 休闲), not facts the input could contradict.
+UNCHECKED_KEYS = frozenset({"类型", "风格"})
+# Values that are also everyday words, so naming them says nothing about the key: 线条 (the body's lines),
+# 复古 / 创意 / 环保 (praise), 形状, 纯色 / 深色 / 浅色 (true of most single colours), 收口 (any gathered edge),
+# 常规 (打破常规), 对称 (symmetric cuts everywhere), 波浪 (波浪形: any wavy edge), 花边 (any trim: 木耳花边 is
+# 木耳边).
+GENERIC_VALUES: Mapping[str, frozenset[str]] = {
+    "图案": frozenset({"线条", "复古", "创意", "环保", "形状", "纯色", "抽象", "花色"}),
+    "颜色": frozenset({"纯色", "深色", "浅色"}),
+    "衣袖型": frozenset({"收口"}),
+    "裙袖型": frozenset({"收口"}),
+    "衣长": frozenset({"常规"}),
+    "裙衣长": frozenset({"常规"}),
+    "衣款式": frozenset({"对称", "波浪"}),
+    "裙款式": frozenset({"对称", "波浪"}),
+    "裤款式": frozenset({"对称", "波浪"}),
+    "裙下摆": frozenset({"花边"}),
+}
+# Keys that are one slot under a garment-specific name: a collar is a collar on a dress (裙领型) or a top (衣领型).
+# Not the 款式 keys: each garment's list of details differs (trousers have no 收腰 value), so a detail outside a
+# garment's own list is one the schema could not record, not one the input left out.
+KEY_SLOTS: Mapping[str, str] = {
+    "衣领型": "领型", "裙领型": "领型", "衣袖长": "袖长", "裙袖长": "袖长", "衣袖型": "袖型", "裙袖型": "袖型",
+    "衣长": "衣长", "裙衣长": "衣长", "衣门襟": "门襟", "裙衣门襟": "门襟", "裙腰型": "腰型", "裤腰型": "腰型",
+}
+# Input values that also license other values: 黑白 is 黑色 and 白色, 波点 are 圆点.
+IMPLIED_VALUES: Mapping[str, tuple[str, ...]] = {"黑白": ("黑色", "白色"), "波点": ("圆点",), "圆点": ("波点",)}
+# Phrases in which a value's characters are no value: 拉高腰线 (raise the waistline) holds 高腰, 一道风景线 风景,
+# 日渐变暖 渐变.
+NON_VALUE_PHRASES = ("拉高腰线", "提高腰线", "抬高腰线", "风景线", "黑白分明", "纤维素", "日渐变")
+
+
+def checked_keys(value_lexicon: Mapping[str, Sequence[str]]) -> list[str]:
+    """Every key of the lexicon whose values are facts (all but UNCHECKED_KEYS), sorted."""
+    return sorted(key for key in value_lexicon if key not in UNCHECKED_KEYS)
+
+
+def _licensed(pairs: Attributes) -> list[str]:
+    """The input's values and what they imply (IMPLIED_VALUES), lower case."""
+    own = [value.lower() for value in values(pairs)]
+    return own + [implied for value in own for implied in IMPLIED_VALUES.get(value, ())]
+
+
+def hallucination_candidates(
+    pairs: Attributes, value_lexicon: Mapping[str, Sequence[str]], keys: Iterable[str] | None = None
+) -> list[tuple[str, str]]:
+    """(input key, value): the known values that would be hallucinations in a text for this input (see
+    attribute_hallucinations), lower case. Also what a decoder can ban for the row (modeling.constraints)."""
+    licensed = _licensed(pairs)
+    wanted = set(checked_keys(value_lexicon) if keys is None else keys)
+    slots = {KEY_SLOTS.get(key, key): key for key, _ in reversed(pairs) if key in wanted}  # slot -> input's key
+    return list(dict.fromkeys(
+        (slots[KEY_SLOTS.get(key, key)], value.lower())
+        for key, found in value_lexicon.items() if KEY_SLOTS.get(key, key) in slots for value in found
+        if len(value) > 1 and value not in GENERIC_VALUES.get(key, ())
+        and not any(value.lower() in given for given in licensed)))
+
+
+def attribute_hallucinations(
+    text: str,
+    pairs: Attributes,
+    value_lexicon: Mapping[str, Sequence[str]],
+    keys: Iterable[str] | None = None,
+) -> list[tuple[str, str]]:
+    """(key, value) for each known value (value_lexicon, from the training split) of a key the input lists that
+    the text names although the input does not give it. A key's known values are those of its slot (KEY_SLOTS:
+    衣领型 and 裙领型 are both collars); keys: the keys checked (default checked_keys: all but 类型 and 风格),
+    reported under the input's key name. Not counted:
+    * values of one character, and everyday words (GENERIC_VALUES);
+    * a value inside any input value (蓝色 for 深蓝色 is vaguer, not different; 罗纹 for 罗纹袖口) or implied by
+      one (IMPLIED_VALUES: 白色 for 黑白);
+    * a value inside a pairing suggestion (搭配白色t恤 describes the t恤) or an idiom (NON_VALUE_PHRASES).
+    The input's own values are masked first, longest first, so the 蓝色 inside an input's 深蓝色 is not seen; then
+    every lexicon value is matched longest first, each place once, so that a longer value of another key hides a
+    shorter one (polo领 is a collar, not the shirt polo)."""
+    candidates = hallucination_candidates(pairs, value_lexicon, keys)
+    licensed = _licensed(pairs)
+    masked = mask(text.lower(), [*licensed, *NON_VALUE_PHRASES])
+    checked = {value for _, value in candidates}
+    others = [(key, value.lower()) for key, found in value_lexicon.items() for value in found
+              if len(value) > 1 and value.lower() not in checked]
+    wanted_pairs = set(candidates)
+    found = find_values(masked, candidates + others, other_garment_spans(masked))
+    return [pair for pair in found if pair in wanted_pairs]
+
+
+# --- repeated phrases -----------------------------------------------------------------------------------------
+
+# Clauses end at any punctuation, the enumeration comma included: 穿着舒适，穿着舒适 and 舒适、舒适 both repeat.
+_CLAUSE_SPLIT = re.compile(r"[，。！？；、,.!?;:：~～…\s]+")
+# Dropped before comparing: punctuation, spaces and the data's placeholders for unknown characters and brands.
+_NOT_TEXT = re.compile(r"<unk>|<brand>|brand|[^\w]|_")
+
+
+def normalise(clause: str) -> str:
+    """A clause as compared: lower case, no punctuation, spaces or placeholders (<UNK>, BRAND)."""
+    return _NOT_TEXT.sub("", clause.lower())
+
+
+def split_clauses(text: str) -> list[str]:
+    """text cut at every punctuation mark, each piece normalised, empty pieces dropped."""
+    return [clause for clause in map(normalise, _CLAUSE_SPLIT.split(text)) if clause]
+
+
+# A unit of 2-4 Chinese characters said twice in a row (镂空镂空, 休闲休闲); 一丝一丝 and 一颗一颗 are how Chinese
+# reduplicates a measure word, so units starting with 一 are fine.
+_DOUBLED = re.compile(r"((?!一)[\u4e00-\u9fff]{2,4})\1")
+
+
+def _ngram_counts(text: str, n: int, skip: Sequence[bool] = ()) -> Counter[str]:
+    """Character n-grams of text, leaving out those that touch a skipped position."""
+    return Counter(text[i : i + n] for i in range(len(text) - n + 1) if not any(skip[i : i + n]))
+
+
+def repeated_phrases(text: str, n: int = 4, min_count: int = 3, min_clause: int = 3) -> list[str]:
+    """What text repeats, each once (empty: nothing):
+    * a clause (min_clause characters or more, normalised) said twice or more: 穿着舒适，穿着舒适;
+    * a character n-gram (punctuation removed, so it may span clauses) min_count times or more, unless it
+      overlaps a garment noun: a product is named by its noun several times in good prose (本款连衣裙 … 本款连衣裙);
+    * a character (n-1)-gram min_count times or more inside one clause: 牛仔裤是牛仔裤的牛仔裤;
+    * a unit of 2-4 characters twice in a row (_DOUBLED): 镂空镂空装饰."""
+    clauses = [clause for clause in split_clauses(text) if len(clause) >= min_clause]
+    found = [clause for clause, count in Counter(clauses).items() if count > 1]
+    flat = normalise(text)
+    nouns = [False] * len(flat)
+    for mention in garment_mentions(flat):
+        nouns[mention.start : mention.end] = [True] * (mention.end - mention.start)
+    found += [gram for gram, count in _ngram_counts(flat, n, nouns).items() if count >= min_count]
+    for clause in clauses:
+        found += [gram for gram, count in _ngram_counts(clause, n - 1).items() if count >= min_count]
+    found += [match.group(1) for match in _DOUBLED.finditer(text.lower())]
+    return list(dict.fromkeys(found))
+
+
+# --- list endings ---------------------------------------------------------------------------------------------
+
+# What a repair step or a template glues after a value: 显瘦版型, 碎花元素, 圆领设计, 黄色配色, 韩版风格.
+LIST_SUFFIXES = ("风格", "元素", "设计", "版型", "图案", "材质", "面料", "颜色", "配色", "款式", "领", "袖", "风")
+# Bare clauses are separated by a comma or a full stop; 、 is how prose enumerates, so it does not end one.
+_LIST_CLAUSE_SPLIT = re.compile(r"[，。！？；,.!?;~～]+")
+
+
+def bare_attribute_clause(clause: str, known_values: Collection[str]) -> bool:
+    """Whether a clause is only an attribute value (one of known_values), optionally followed by one of
+    LIST_SUFFIXES or preceded by 采用 with 面料 after (the template's material phrase): no verb, no predicate."""
+    clause = normalise(clause)
+    if clause.startswith("采用") and clause.endswith("面料"):
+        clause = clause[2:-2]
+    else:
+        for suffix in LIST_SUFFIXES:
+            if clause.endswith(suffix) and clause[: -len(suffix)] in known_values:
+                return True
+    return clause in known_values
+
+
+def list_endings(text: str, known_values: Collection[str], min_run: int = 3) -> list[list[str]]:
+    """Runs of min_run or more consecutive bare attribute clauses (bare_attribute_clause) in text, each run as
+    its clauses: 显瘦版型，性感风格，蝴蝶结元素. known_values: lower-case attribute values, typically every value
+    of the training lexicon plus the input's own. Empty: the text reads as prose."""
+    runs: list[list[str]] = []
+    current: list[str] = []
+    for clause in _LIST_CLAUSE_SPLIT.split(text.lower()) + [""]:
+        if clause.strip() and bare_attribute_clause(clause, known_values):
+            current.append(clause.strip())
+            continue
+        if len(current) >= min_run:
+            runs.append(current)
+        current = []
+    return runs
+
+
+def known_values(value_lexicon: Mapping[str, Sequence[str]], pairs: Attributes = ()) -> frozenset[str]:
+    """Every lexicon value and the input's own, lower case: what list_endings counts as an attribute value."""
+    return frozenset(v.lower() for found in value_lexicon.values() for v in found) | {
+        v.lower() for v in values(pairs)}

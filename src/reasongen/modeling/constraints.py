@@ -1,0 +1,308 @@
+"""Decoding constraints as transformers logits processors: keep banned strings out of the text, stop character
+n-gram loops, nudge the model towards input values it has not named yet. Task-free: they take strings.
+
+Every processor works on the text the generated tokens spell (the prompt is left out), as bytes with spaces
+removed (the decoded text drops tokenizer spaces next to Chinese characters), so a banned string is caught
+whatever tokens spell it: one character token at a time, a BPE merge, or a byte-level token that ends halfway
+through a character. Rows of a batch may have their own strings (`per_prompt`): the rows of prompt i are
+i * k .. i * k + k - 1 with k = rows / prompts, which is how `generate` lays out num_return_sequences and beams.
+
+How to use, one fresh list per `generate` call (each processor notes where the prompt ends on its first call)::
+
+    from transformers import LogitsProcessorList
+    from reasongen.metrics.text_quality import hallucination_candidates
+
+    index = TokenIndex.of(tokenizer)  # once per tokenizer
+    rows_pairs = [parse_content(row["content"]) for row in batch]
+    processors = LogitsProcessorList([
+        MentionBias(index, per_prompt=[values(pairs) for pairs in rows_pairs], bonus=1.0),
+        CharNgramBlock(index, n=4),
+        StringBan(index, banned=banned_strings(),
+                  per_prompt=[[v for _, v in hallucination_candidates(pairs, lexicon)] for pairs in rows_pairs]),
+    ])
+    model.generate(input_ids, ..., logits_processor=processors)
+
+Put the bans last, so that no bonus can lift a banned token back. `generate` runs its own processors
+(repetition_penalty, no_repeat_ngram_size, ...) before these and its sampling warpers (temperature, top_p) after.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from transformers import LogitsProcessor
+
+from reasongen.paths import resource
+
+_BYTE_TOKEN = re.compile(r"<0x([0-9A-Fa-f]{2})>")  # sentencepiece byte fallback
+_PUNCTUATION = re.compile(r"[^\w]|_")
+
+
+def _byte_level_decoder() -> dict[str, int]:
+    """GPT-2's byte-level alphabet, character -> byte (the inverse of its bytes_to_unicode)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    codes, extra = list(printable), 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            codes.append(256 + extra)
+            extra += 1
+    return {chr(code): byte for byte, code in zip(printable, codes, strict=True)}
+
+
+def token_bytes(tokenizer) -> list[bytes]:
+    """What each token id adds to the decoded text, as UTF-8 bytes without spaces; special tokens add nothing.
+    Byte-level BPE tokens map through GPT-2's byte alphabet (a token may hold part of a character), WordPiece
+    continuations lose their ##, sentencepiece ▁ is a space and <0xNN> a byte; other tokenizers decode each id."""
+    size = len(tokenizer)
+    tokens = tokenizer.convert_ids_to_tokens(list(range(size)))
+    special = set(tokenizer.all_special_ids)
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    decoder = type(backend.decoder).__name__ if backend is not None and backend.decoder is not None else ""
+    byte_level = _byte_level_decoder() if decoder == "ByteLevel" else None
+    units = []
+    for token_id, token in enumerate(tokens):
+        if token_id in special or token is None:
+            units.append(b"")
+        elif byte_level is not None:
+            units.append(bytes(byte_level[ch] for ch in token if ch in byte_level).replace(b" ", b""))
+        elif _BYTE_TOKEN.fullmatch(token):
+            units.append(bytes([int(_BYTE_TOKEN.fullmatch(token).group(1), 16)]))
+        elif decoder in ("WordPiece", "Metaspace", "Sequence"):
+            text = token.removeprefix("##") if decoder == "WordPiece" else token.replace("▁", " ")
+            units.append(text.replace(" ", "").encode("utf-8"))
+        else:
+            units.append(tokenizer.decode([token_id]).replace(" ", "").encode("utf-8"))
+    return units
+
+
+def _next_prefix(prefix: bytes) -> bytes | None:
+    """The smallest byte string greater than every string starting with prefix (None: there is none)."""
+    stripped = prefix.rstrip(b"\xff")
+    return stripped[:-1] + bytes([stripped[-1] + 1]) if stripped else None
+
+
+class TokenIndex:
+    """The vocabulary's byte strings (token_bytes) with the lookups the processors need, cached as id tensors."""
+
+    def __init__(self, units: Sequence[bytes]) -> None:
+        self.units = list(units)
+        self.order = sorted(range(len(self.units)), key=self.units.__getitem__)
+        self.sorted_units = [self.units[i] for i in self.order]
+        self._starting: dict[bytes, torch.Tensor] = {}
+        self._containing: dict[bytes, torch.Tensor] = {}
+        self._spelling: dict[bytes, torch.Tensor] = {}
+
+    @classmethod
+    def of(cls, tokenizer) -> TokenIndex:
+        return cls(token_bytes(tokenizer))
+
+    def starting_with(self, prefix: bytes) -> torch.Tensor:
+        """Ids of the tokens whose bytes start with prefix (a binary search over the sorted vocabulary)."""
+        if prefix not in self._starting:
+            low = bisect_left(self.sorted_units, prefix)
+            upper = _next_prefix(prefix)
+            high = bisect_left(self.sorted_units, upper) if upper is not None else len(self.sorted_units)
+            self._starting[prefix] = torch.tensor(self.order[low:high], dtype=torch.long)
+        return self._starting[prefix]
+
+    def containing(self, piece: bytes) -> torch.Tensor:
+        """Ids of the tokens whose bytes contain piece (one scan of the vocabulary per piece, then cached)."""
+        if piece not in self._containing:
+            self._containing[piece] = torch.tensor([i for i, unit in enumerate(self.units) if piece in unit],
+                                                   dtype=torch.long)
+        return self._containing[piece]
+
+    def spelling(self, text: bytes) -> torch.Tensor:
+        """Ids of the tokens that start spelling text: their bytes are a prefix of text (for a byte-level
+        vocabulary that may be part of a character), or start with all of text."""
+        if text not in self._spelling:
+            prefixes = {text[:end] for end in range(1, len(text))}
+            found = [i for i, unit in enumerate(self.units) if unit in prefixes]
+            self._spelling[text] = torch.cat([torch.tensor(found, dtype=torch.long), self.starting_with(text)])
+        return self._spelling[text]
+
+
+def _ends_mid_character(data: bytes) -> bool:
+    """Whether data stops inside a UTF-8 character (its last lead byte still waits for continuation bytes)."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte < 0x80:
+            return False
+        if byte >= 0xC0:  # a lead byte: 110xxxxx starts 2 bytes, 1110xxxx 3, 11110xxx 4
+            return back < (2 if byte < 0xE0 else 3 if byte < 0xF0 else 4)
+    return False
+
+
+def banned_strings(path: Path | None = None) -> list[str]:
+    """The advertising-law list (resources/banned_words.txt) as plain strings for StringBan. A `re:` entry gives
+    its literal start when the rest is only a negative lookahead: `re:最(?![近后初终])` gives 最, so the decoder
+    bans 最 outright (最近 and 最后 too: stricter than the metric, which sees what follows). Other patterns raise."""
+    path = path or resource("banned_words.txt")
+    found = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        found.append(_literal_start(entry[3:]) if entry.startswith("re:") else entry)
+    return found
+
+
+# A literal (no regex syntax) optionally followed by one negative lookahead: the only patterns a decoder can ban.
+_LITERAL_THEN_LOOKAHEAD = re.compile(r"(?P<literal>[^\\()\[\]{}.*+?|^$]+)(?:\(\?![^()]*\))?")
+
+
+def _literal_start(pattern: str) -> str:
+    """The literal characters a regex starts with, when a negative lookahead is all that follows them."""
+    match = _LITERAL_THEN_LOOKAHEAD.fullmatch(pattern)
+    if match is None:
+        raise ValueError(f"banned word pattern {pattern!r}: only a literal, optionally followed by a negative "
+                         "lookahead, can be banned while decoding")
+    return match["literal"]
+
+
+class _GeneratedText(LogitsProcessor):
+    """What the constraint processors share: the vocabulary index, the strings of each prompt, and the bytes
+    each row has generated so far."""
+
+    def __init__(self, index: TokenIndex, per_prompt: Sequence[Sequence[str]] | None = None,
+                 prompt_length: int | None = None) -> None:
+        self.index = index
+        self.per_prompt = [list(strings) for strings in per_prompt] if per_prompt is not None else None
+        self.prompt_length = prompt_length
+
+    def _rows(self, input_ids: torch.LongTensor) -> list[tuple[int, bytes]]:
+        """(prompt number, generated bytes) per row; the first call fixes where the prompt ends."""
+        if self.prompt_length is None:
+            self.prompt_length = input_ids.shape[1]
+        rows = input_ids.shape[0]
+        prompts = len(self.per_prompt) if self.per_prompt is not None else rows
+        if rows % prompts:
+            raise ValueError(f"{type(self).__name__}: {rows} rows for {prompts} prompts; rows must be a multiple")
+        units = self.index.units
+        generated = input_ids[:, self.prompt_length :].tolist()
+        return [(row // (rows // prompts), b"".join(units[i] for i in ids)) for row, ids in enumerate(generated)]
+
+    def _strings(self, prompt: int) -> list[str]:
+        return self.per_prompt[prompt] if self.per_prompt is not None else []
+
+
+class StringBan(_GeneratedText):
+    """Sets to -inf every token that would complete a banned string: `banned` for every row plus the row's own
+    `per_prompt` strings (say, values that contradict its input). A token completes b when b lies inside its
+    bytes (found once per string, then cached), or when the text so far ends with b[:k] and the token starts
+    with b[k:]: at each step only the split points the text ends with are looked up, each a binary search over
+    the sorted vocabulary."""
+
+    def __init__(self, index: TokenIndex, banned: Sequence[str] = (),
+                 per_prompt: Sequence[Sequence[str]] | None = None, prompt_length: int | None = None) -> None:
+        super().__init__(index, per_prompt, prompt_length)
+        self.banned = list(banned)
+        self._tables: dict[tuple[bytes, ...], tuple[torch.Tensor, dict[bytes, list[bytes]], int]] = {}
+
+    def _table(self, strings: Sequence[str]) -> tuple[torch.Tensor, dict[bytes, list[bytes]], int]:
+        """For a set of banned strings: the ids containing one, {text end b[:k]: [b[k:] ...]}, the longest end."""
+        key = tuple(sorted({s.replace(" ", "").encode("utf-8") for s in strings} - {b""}))
+        if key not in self._tables:
+            inside = [self.index.containing(b) for b in key]
+            ends: dict[bytes, list[bytes]] = {}
+            for b in key:
+                for k in range(1, len(b)):
+                    ends.setdefault(b[:k], []).append(b[k:])
+            ids = torch.unique(torch.cat(inside)) if inside else torch.empty(0, dtype=torch.long)
+            self._tables[key] = (ids, ends, max(map(len, key), default=0))
+        return self._tables[key]
+
+    def banned_ids(self, text: bytes, strings: Sequence[str]) -> torch.Tensor:
+        """The token ids that would complete one of strings right after text."""
+        inside, ends, longest = self._table(strings)
+        found = [inside]
+        for j in range(1, min(len(text), longest - 1) + 1):
+            for rest in ends.get(text[-j:], ()):
+                found.append(self.index.starting_with(rest))
+        return torch.cat(found)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        scores = scores.clone()
+        for row, (prompt, text) in enumerate(self._rows(input_ids)):
+            ids = self.banned_ids(text, [*self.banned, *self._strings(prompt)])
+            scores[row, ids.to(scores.device)] = -float("inf")
+        return scores
+
+
+class CharNgramBlock(_GeneratedText):
+    """Sets to -inf every token that would repeat a character n-gram of the row's text (n-grams with punctuation
+    or spaces do not count, so 的设计， may recur). transformers' no_repeat_ngram_size counts tokens, which are
+    characters only for the character tokenizer; this counts characters whatever the tokenizer. Exact for the
+    n-gram a token's first character completes (every token starting with the character that followed the
+    current n-1 characters before); a multi-character token's later n-grams are checked for the check_top
+    best-scored candidates, the ones sampling would pick."""
+
+    def __init__(self, index: TokenIndex, n: int = 4, check_top: int = 16, prompt_length: int | None = None) -> None:
+        super().__init__(index, None, prompt_length)
+        if n < 2:
+            raise ValueError(f"CharNgramBlock: n={n}; an n-gram needs two characters or more")
+        self.n, self.check_top = n, check_top
+        self.chars = [unit.decode("utf-8", errors="ignore") for unit in index.units]
+
+    def _counts(self, text: str) -> Counter[str]:
+        grams = (text[i : i + self.n] for i in range(len(text) - self.n + 1))
+        return Counter(gram for gram in grams if not _PUNCTUATION.search(gram))
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        scores = scores.clone()
+        for row, (_, data) in enumerate(self._rows(input_ids)):
+            text = data.decode("utf-8", errors="ignore")
+            if len(text) < self.n - 1 or _ends_mid_character(data):
+                continue  # too short, or a character is half written: its next byte is no choice of words
+            context = text[-(self.n - 1) :]
+            followers = set() if _PUNCTUATION.search(context) else {
+                text[i + self.n - 1] for i in range(len(text) - self.n + 1) if text[i : i + self.n - 1] == context}
+            for follower in followers:
+                if not _PUNCTUATION.match(follower):
+                    scores[row, self.index.starting_with(follower.encode("utf-8")).to(scores.device)] = -float("inf")
+            seen = self._counts(text)
+            for token_id in torch.topk(scores[row], min(self.check_top, scores.shape[1])).indices.tolist():
+                if len(self.chars[token_id]) > 1 and scores[row, token_id] > -float("inf"):
+                    longer = text + self.chars[token_id]
+                    new = self._counts(longer[max(0, len(text) - self.n + 1) :])
+                    if any(seen[gram] for gram in new):
+                        scores[row, token_id] = -float("inf")
+        return scores
+
+
+class MentionBias(_GeneratedText):
+    """Adds `bonus` to the logits of tokens that start spelling one of the row's per_prompt strings not yet in its
+    text: a soft pull towards the input values the text still leaves out. A string the text has begun (it ends
+    with the string's first bytes) gets its continuation pulled instead, and only that: a character or a value
+    is finished before another one starts."""
+
+    def __init__(self, index: TokenIndex, per_prompt: Sequence[Sequence[str]], bonus: float = 1.0,
+                 prompt_length: int | None = None) -> None:
+        super().__init__(index, per_prompt, prompt_length)
+        self.bonus = bonus
+
+    def pulled_ids(self, text: bytes, strings: Sequence[str]) -> torch.Tensor:
+        """The token ids MentionBias favours after text."""
+        wanted = [s.replace(" ", "").encode("utf-8") for s in strings]
+        missing = [value for value in wanted if value and value not in text]
+        # per value, the furthest it has got: after 国 of 国家级 comes 家, not a second 国
+        going_on = [next((value[k:] for k in range(len(value) - 1, 0, -1) if text.endswith(value[:k])), b"")
+                    for value in missing]
+        going_on = [rest for rest in going_on if rest]
+        if going_on or _ends_mid_character(text):
+            found = [self.index.spelling(rest) for rest in going_on]
+        else:
+            found = [self.index.spelling(value) for value in missing]
+        return torch.unique(torch.cat(found)) if found else torch.empty(0, dtype=torch.long)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        scores = scores.clone()
+        for row, (prompt, text) in enumerate(self._rows(input_ids)):
+            scores[row, self.pulled_ids(text, self._strings(prompt)).to(scores.device)] += self.bonus
+        return scores
