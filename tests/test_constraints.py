@@ -5,9 +5,9 @@ import re
 
 import pytest
 import torch
-from reasongen.modeling.prompts import build_prompt, encode_prompt
 from transformers import LogitsProcessor, LogitsProcessorList
 
+from reasongen.adgen.prompts import build_prompt
 from reasongen.modeling.constraints import (
     CharNgramBlock,
     MentionBias,
@@ -16,6 +16,7 @@ from reasongen.modeling.constraints import (
     banned_strings,
     token_bytes,
 )
+from reasongen.modeling.encoding import encode_prompt
 from reasongen.modeling.generation import left_pad
 from reasongen.modeling.text import decode
 

@@ -15,7 +15,7 @@ from reasongen.metrics.text_quality import (
     list_endings,
     repeated_phrases,
 )
-from reasongen.text.attributes import parse_content
+from reasongen.text.attributes import parse_content, value_lexicon
 
 os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
 
@@ -91,7 +91,8 @@ def test_attribute_hallucination_keys_can_be_chosen():
 def test_narrow_hallucination_rate_is_unchanged():
     # the existing 颜色/材质 view still ignores the collar the all-key view catches
     got = metrics.load("faithfulness").compute(predictions=["v领的蓝色裙子"],
-                                               contents=["类型#裙*颜色#蓝色*裙领型#圆领"], value_lexicon=LEXICON)
+                                               contents=["类型#裙*颜色#蓝色*裙领型#圆领"], value_lexicon=LEXICON,
+                                               hallucination_keys=["颜色", "材质"])
     assert got["hallucination_rate"] == 0.0
     assert hallucinated("v领的蓝色裙子", "类型#裙*颜色#蓝色*裙领型#圆领") == [("裙领型", "v领")]
 
@@ -269,6 +270,6 @@ def test_human_references_rarely_break_the_checks():
     # on all 5,000 rows (docs/text_quality_metrics.md) are 0-4%; product type is the highest because some
     # AdvertiseGen references describe another garment than their input's 类型 (data noise, not false alarms).
     rows = [json.loads(line) for line in REFERENCES.read_text(encoding="utf-8").splitlines()[:1000]]
-    got = metrics.score_text_quality([row["summary"] for row in rows], rows, value_lexicon=metrics.value_lexicon(rows))
+    got = metrics.score_text_quality([row["summary"] for row in rows], rows, value_lexicon=value_lexicon(rows))
     assert got["attribute_hallucination_rate"] < 4 and got["product_type_mismatch_rate"] < 6
     assert got["incompatible_part_rate"] < 2 and got["repetition_rate"] < 2 and got["list_ending_rate"] < 0.5
