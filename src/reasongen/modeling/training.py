@@ -64,6 +64,13 @@ def read_curve(folder: Path) -> dict[str, list[tuple[int, float]]]:
     return curves
 
 
+def is_global_zero() -> bool:
+    """Whether this process writes outputs: rank 0 of a multi-process (DDP, FSDP) run, or the only process."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return rank_zero_only.rank == 0
+
+
 def fit(
     module: pl.LightningModule,
     datamodule: pl.LightningDataModule,
@@ -74,7 +81,8 @@ def fit(
     callbacks: list[Callback] = (),
 ) -> pl.Trainer:
     """Train with early stopping on val_loss, resuming from checkpoint_dir/last.ckpt if a crash left one;
-    load the best weights back into `module`, write the loss curves to curve_dir, delete the checkpoints."""
+    load the best weights back into `module`, write the loss curves to curve_dir, delete the checkpoints (the
+    last two on rank 0 only: with several processes, each stage writes its outputs from rank 0 alone)."""
     recorder = CurveRecorder()
     # `best` is checked after validation only: a run stopped by max_steps before any validation keeps its last
     # weights. `last.ckpt` is written every few steps so that a crash loses little.
@@ -108,11 +116,13 @@ def fit(
     # from_pretrained / load_model give eval-mode models, and Lightning keeps the mode it finds (dropout off)
     module.train()
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
-    if best.best_model_path:
+    if best.best_model_path:  # every rank: the same best weights everywhere
         state = torch.load(best.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
         module.load_state_dict(state)
-    recorder.write(curve_dir)
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    trainer.strategy.barrier("best weights loaded")  # no rank deletes the checkpoints another is still reading
+    if trainer.is_global_zero:
+        recorder.write(curve_dir)
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return trainer
 
 

@@ -12,7 +12,7 @@ from reasongen.config import config_hash, to_container
 from reasongen.io import read_jsonl, write_json
 from reasongen.modeling import model_io, peft_builder
 from reasongen.modeling.datamodule import PromptDataModule
-from reasongen.modeling.training import train_lm
+from reasongen.modeling.training import is_global_zero, train_lm
 from reasongen.seeding import seed_everything
 
 
@@ -66,7 +66,8 @@ def run(
     # what the model learned from, for the rules that pick and repair its texts (hallucination, length buckets)
     rules = {"value_lexicon": metrics.value_lexicon(train_rows),
              "length_bounds": list(cfg.data.controls.length_bounds)}
-    model_io.save_model(module.model, tokenizer, out_dir / "model", summary | rules)
-    write_json(out_dir / "summary.json", summary)
+    if is_global_zero():  # under DDP every rank gets here with the same weights; one writes
+        model_io.save_model(module.model, tokenizer, out_dir / "model", summary | rules)
+        write_json(out_dir / "summary.json", summary)
     return summary
 
