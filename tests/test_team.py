@@ -1,5 +1,5 @@
-"""Team mode for real: PostgreSQL and an MLflow server on loopback, started by reasongen.team as `make team-up`
-starts them (fresh databases for this run). On a copy of the tiny pipeline: its register stage, a two-worker
+"""Team mode for real: PostgreSQL and an MLflow server on loopback, started by `python -m reasongen.team up` as
+`make team-up` starts them (on fresh databases). On a copy of the tiny pipeline: its register stage, a two-worker
 sweep whose Optuna storage is the same PostgreSQL, promotion and serving, all against that server; then runs,
 trials, model versions and aliases are read back through the MLflow REST API."""
 
@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import urllib.request
+from pathlib import Path
 
 import optuna
 import pytest
+from conftest import run
 from test_promote_serve import GOOD_REQUEST, NAME, free_port, post, promote, register, served
 from test_sweep import check_shared_study, run_two_workers
 
@@ -22,25 +25,20 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def team_server(tmp_path_factory):
-    """(tracking URI, Optuna storage URL): an MLflow server over one new database, a second database for Optuna."""
+    """(tracking URI, Optuna storage URL) from `python -m reasongen.team up` (what `make team-up` runs), on new
+    databases of its own; `down --drop` afterwards."""
     if team.cluster() is None:
         pytest.skip("PostgreSQL is not installed (pg_lsclusters, pg_ctlcluster, psql): apt-get install postgresql")
-    started = team.start_postgres()
-    databases = {use: f"reasongen_test_{use}_{os.getpid()}" for use in ("mlflow", "optuna")}
-    for name in databases.values():
-        team.create_database(name)
     folder = tmp_path_factory.mktemp("team")
-    port = free_port()
-    server = team.start_mlflow(team.database_url(databases["mlflow"]), folder / "artifacts", port,
-                               folder / "server.log")
+    command = [sys.executable, "-m", "reasongen.team"]
+    env = {**os.environ, "PYTHONPATH": str(Path(team.__file__).resolve().parents[1])}  # this reasongen
+    run([*command, "up", "--port", str(free_port()), "--workers", "1", "--prefix", f"reasongen_test_{os.getpid()}"],
+        folder, env)
+    state = json.loads((folder / ".team/state.json").read_text())
     try:
-        yield f"http://127.0.0.1:{port}", team.database_url(databases["optuna"])
+        yield state["tracking_uri"], state["optuna_storage"]
     finally:
-        team.stop_process_group(server.pid)
-        for name in databases.values():
-            team.drop_database(name)
-        if started:
-            team.stop_postgres()
+        run([*command, "down", "--drop"], folder, env)
 
 
 def api(base: str, path: str, body: dict | None = None) -> dict:

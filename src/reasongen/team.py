@@ -21,7 +21,7 @@ from pathlib import Path
 
 SOCKET_DIR = "/var/run/postgresql"
 STATE_DIR = Path(".team")  # state.json, server.log, artifacts/ (relative to the working directory)
-DATABASES = {"mlflow": "reasongen_mlflow", "optuna": "reasongen_optuna"}
+USES = ("mlflow", "optuna")  # one database each: <prefix>_mlflow, <prefix>_optuna
 
 
 def cluster() -> list[str] | None:
@@ -124,33 +124,44 @@ def stop_process_group(pid: int) -> None:
             time.sleep(0.5)
 
 
-def up(port: int, workers: int) -> dict:
+def up(port: int, workers: int, prefix: str) -> dict:
+    """Start PostgreSQL (unless it runs), create the databases, start the MLflow server; write .team/state.json."""
     state_file = STATE_DIR / "state.json"
     if state_file.exists():
         raise RuntimeError(f"{state_file} exists: the team services run already (make team-down first)")
     started = start_postgres()
-    for name in DATABASES.values():
-        create_database(name)
-    server = start_mlflow(database_url(DATABASES["mlflow"]), STATE_DIR / "artifacts", port, STATE_DIR / "server.log",
-                          workers)
-    state = {"pid": server.pid, "port": port, "started_postgres": started,
-             "tracking_uri": f"http://127.0.0.1:{port}", "optuna_storage": database_url(DATABASES["optuna"])}
+    databases = {use: f"{prefix}_{use}" for use in USES}
+    try:
+        for name in databases.values():
+            create_database(name)
+        server = start_mlflow(database_url(databases["mlflow"]), STATE_DIR / "artifacts", port,
+                              STATE_DIR / "server.log", workers)
+    except Exception:
+        if started:
+            stop_postgres()
+        raise
+    state = {"pid": server.pid, "port": port, "started_postgres": started, "databases": databases,
+             "tracking_uri": f"http://127.0.0.1:{port}", "optuna_storage": database_url(databases["optuna"])}
     state_file.write_text(json.dumps(state, indent=2))
     return state
 
 
-def down() -> None:
+def down(drop: bool = False) -> None:
+    """Stop the server of `up`, drop its databases if asked, stop PostgreSQL if `up` started it."""
     state_file = STATE_DIR / "state.json"
     if not state_file.exists():
         print(f"no {state_file}: nothing to stop")
         return
     state = json.loads(state_file.read_text())
     stop_process_group(state["pid"])
+    if drop:
+        for name in state["databases"].values():
+            drop_database(name)
     if state["started_postgres"]:
         stop_postgres()
     state_file.unlink()
-    print(f"stopped the MLflow server (pid {state['pid']})"
-          + (" and PostgreSQL" if state["started_postgres"] else "; PostgreSQL was running before, left running"))
+    print(f"stopped the MLflow server (pid {state['pid']})" + (", dropped its databases" if drop else "")
+          + (" and PostgreSQL" if state["started_postgres"] else "; PostgreSQL was running before: left running"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,12 +169,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=["up", "down"])
     parser.add_argument("--port", type=int, default=5000, help="the MLflow server's port on 127.0.0.1")
     parser.add_argument("--workers", type=int, default=2, help="the MLflow server's worker processes")
+    parser.add_argument("--prefix", default="reasongen", help="databases <prefix>_mlflow and <prefix>_optuna")
+    parser.add_argument("--drop", action="store_true", help="down: drop the databases too (runs, models, studies)")
     args = parser.parse_args(argv)
     if args.action == "down":
-        down()
+        down(args.drop)
         return 0
-    state = up(args.port, args.workers)
-    print(f"MLflow server on {state['tracking_uri']} (PostgreSQL database {DATABASES['mlflow']}, artifacts in "
+    state = up(args.port, args.workers, args.prefix)
+    print(f"MLflow server on {state['tracking_uri']} (PostgreSQL database {state['databases']['mlflow']}, artifacts in "
           f"{STATE_DIR / 'artifacts'}); to use it and the shared Optuna storage:\n"
           f"  export MLFLOW_TRACKING_URI={state['tracking_uri']}\n"
           f"  reasongen sweep \"hparams_search.storage='{state['optuna_storage']}'\" hparams_search.worker=1")
