@@ -12,7 +12,7 @@ export HF_EVALUATE_OFFLINE ?= 1
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help install params data run repro test lint metrics plots ui sweep promote serve clean
+.PHONY: help install params data run repro test test-slow lint metrics plots ui sweep promote serve team-up team-down clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,6 +25,11 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv with the pinned dependencies
+
+TEAM_STAMP := $(VENV)/.team-installed
+$(TEAM_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e ".[team]"
+	touch $(TEAM_STAMP)
 
 params: $(STAMP)  ## regenerate params.yaml from conf/ (ARGS="peft=ia3 finetune.lr=1e-3")
 	$(BIN)/reasongen params $(ARGS)
@@ -41,8 +46,11 @@ run: data  ## the whole pipeline: dvc repro (prepare -> ... -> register), then p
 
 repro: run
 
-test: $(STAMP)  ## the test suite (offline, CPU)
+test: $(STAMP)  ## the test suite (offline, CPU; without the slow tests)
 	$(BIN)/python -m pytest -q $(ARGS)
+
+test-slow: $(TEAM_STAMP)  ## the slow tests: DDP on 2 CPU processes, PostgreSQL + MLflow server (starts them)
+	$(BIN)/python -m pytest -q -m slow $(ARGS)
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check src tests
@@ -69,6 +77,13 @@ SERVE_PORT ?= 5001
 serve: $(STAMP)  ## serve models:/reasongen-adgen@champion on http://127.0.0.1:$(SERVE_PORT)/invocations
 	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db} $(BIN)/mlflow models serve \
 		-m models:/reasongen-adgen@champion --env-manager local --host 127.0.0.1 --port $(SERVE_PORT)
+
+TEAM_PORT ?= 5000
+team-up: $(TEAM_STAMP)  ## PostgreSQL + an MLflow server on http://127.0.0.1:$(TEAM_PORT) (prints how to use them)
+	$(BIN)/python -m reasongen.team up --port $(TEAM_PORT)
+
+team-down: $(STAMP)  ## stop the MLflow server of team-up (and PostgreSQL, if team-up started it)
+	$(BIN)/python -m reasongen.team down
 
 clean:  ## remove pipeline outputs (not the venv, the MLflow store or the DVC cache)
 	rm -rf outputs checkpoints dvc_plots

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 
 import mlflow
 import pytest
@@ -120,12 +121,13 @@ def post(url: str, body: bytes) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
-def test_served_champion_answers_and_refuses_malformed_requests(registry, champion) -> None:
-    work, env, _ = registry
+@contextmanager
+def served(work, env, model_uri: str):
+    """`mlflow models serve` of model_uri on a free loopback port (its tracking URI from env); yields the base URL
+    once /ping answers."""
     port = free_port()
-    serve_env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
-                 "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    server = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{NAME}@champion",
+    serve_env = {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    server = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", model_uri,
                                "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
                               cwd=work, env=serve_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -141,9 +143,24 @@ def test_served_champion_answers_and_refuses_malformed_requests(registry, champi
                 pass
             assert time.time() < deadline, "the model server did not come up within 180 s"
             time.sleep(2)
-        good = json.dumps({"dataframe_records": [{"content": "类型#裙*颜色#蓝色*风格#清新", "aspect": "显瘦"}]},
+        yield base
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+GOOD_REQUEST = json.dumps({"dataframe_records": [{"content": "类型#裙*颜色#蓝色*风格#清新", "aspect": "显瘦"}]},
                           ensure_ascii=False).encode()
-        status, text = post(f"{base}/invocations", good)
+
+
+def test_served_champion_answers_and_refuses_malformed_requests(registry, champion) -> None:
+    work, env, _ = registry
+    with served(work, {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"},
+                f"models:/{NAME}@champion") as base:
+        status, text = post(f"{base}/invocations", GOOD_REQUEST)
         assert status == 200, text
         predictions = json.loads(text)["predictions"]
         assert len(predictions) == 1 and isinstance(predictions[0], str)
@@ -151,12 +168,6 @@ def test_served_champion_answers_and_refuses_malformed_requests(registry, champi
         assert 400 <= status < 500
         status, _ = post(f"{base}/invocations", b"{not json")
         assert 400 <= status < 500
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 def test_recorded_scores_stand_in_only_for_the_same_test_rows(monkeypatch) -> None:

@@ -1,15 +1,23 @@
 """`reasongen sweep`: a resumable, failure-tolerant Optuna search over Hydra overrides, tracked in MLflow
 (one parent run per study, one nested run per trial). Trials fine-tune the pipeline's base model and are
-scored on the validation split."""
+scored on the validation split. Several workers (processes, machines) may run the same study at once: each
+has its own sampler seed, they stop together at n_trials, and a trial whose worker died is failed once its
+heartbeat is older than the grace period."""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import os
+import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.study import MaxTrialsCallback
+from optuna.trial import FrozenTrial, TrialState
 
 from reasongen import metrics, tracking
 from reasongen.config import apply_overrides, compose, config_hash, load_params, to_container
@@ -18,7 +26,11 @@ from reasongen.stages import finetune
 from reasongen.text.attributes import value_lexicon
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+# what n_trials counts: finished trials and those other workers are running (a dead worker's trial stays RUNNING
+# until its heartbeat is stale, then it is failed and still counts)
+BUDGET_STATES = (*FINISHED_STATES, TrialState.RUNNING)
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
+DISTRIBUTED = ("ddp", "fsdp", "deepspeed")
 
 
 def suggest(trial: optuna.Trial, space: dict[str, Any]) -> dict[str, Any]:
@@ -46,12 +58,84 @@ def condition_holds(when: dict[str, Any] | None, chosen: dict[str, Any]) -> bool
     return all(chosen.get(key) in (wanted if isinstance(wanted, list) else [wanted]) for key, wanted in when.items())
 
 
-def fail_interrupted_trials(study: optuna.Study) -> int:
-    """A killed sweep leaves trials RUNNING forever; record them as failed so the study can go on."""
-    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    for trial in stale:
-        study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
-    return len(stale)
+def worker_seed(seed: int, worker: int) -> int:
+    """The sampler seed of one worker: another for each worker id, the same for the same (study seed, worker)."""
+    digest = hashlib.sha256(f"{seed}/{worker}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def rdb_storage(search, on_stale) -> optuna.storages.BaseStorage | str | None:
+    """A database storage with heartbeats (a RUNNING trial without one for grace_period seconds is failed and
+    `on_stale` called with it); other storages as Optuna opens them."""
+    url = search.storage
+    if not url or not str(url).startswith(("sqlite", "postgresql", "mysql")):
+        return url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for attempt in range(3):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(str(url), heartbeat_interval=int(search.heartbeat_interval),
+                                                  grace_period=int(search.grace_period),
+                                                  heartbeat_stale_trial_callback=on_stale)
+        except SQLAlchemyError:  # two workers creating the tables of a new database at once: one of them loses
+            if attempt == 2:
+                raise
+            time.sleep(1 + attempt)
+
+
+def fail_stale_trials(study: optuna.Study) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+class StudyLock:
+    """Held by one worker at a time while it counts the study's trials and asks for the next one, so that two
+    workers never both take the last of n_trials: a PostgreSQL advisory lock (the server drops it when the worker
+    dies), a file lock beside a SQLite file; other storages get no lock (they may overshoot n_trials)."""
+
+    def __init__(self, storage: Any, name: str):
+        self.engine = getattr(storage, "engine", None)
+        self.key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        self.held: Any = None
+
+    def acquire(self) -> None:
+        if self.held is not None or self.engine is None:
+            return
+        from sqlalchemy import text
+
+        backend = self.engine.url.get_backend_name()
+        if backend == "postgresql":
+            connection = self.engine.connect()
+            connection.execute(text("select pg_advisory_lock(:key)"), {"key": self.key})
+            connection.commit()
+            self.held = connection
+        elif backend == "sqlite" and self.engine.url.database not in (None, "", ":memory:"):
+            handle = open(f"{self.engine.url.database}.lock", "a")  # held until release
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            self.held = handle
+
+    def release(self) -> None:
+        held, self.held = self.held, None
+        if held is None:
+            return
+        if hasattr(held, "execute"):
+            from sqlalchemy import text
+
+            held.execute(text("select pg_advisory_unlock(:key)"), {"key": self.key})
+            held.commit()
+        else:
+            fcntl.flock(held, fcntl.LOCK_UN)
+        held.close()
+
+    def __enter__(self) -> StudyLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
 
 def with_search_choice(overrides: Sequence[str]) -> list[str]:
@@ -62,7 +146,8 @@ def with_search_choice(overrides: Sequence[str]) -> list[str]:
 
 
 class Sweep:
-    """One study: its storage, its parent MLflow run, and how a trial is run and scored."""
+    """One study: its storage, its parent MLflow run, and how a trial is run and scored. Any number of workers may
+    run the same study at once (`hparams_search.worker` tells them apart)."""
 
     def __init__(self, overrides: Sequence[str], workdir: Path, prepared_dir: Path, base_dir: Path,
                  params: Path = Path("params.yaml")):
@@ -71,6 +156,12 @@ class Sweep:
         self.search = compose(with_search_choice(search_overrides)).hparams_search
         # trials start from the pipeline's own config (the one its base model was built with)
         self.cfg = apply_overrides(load_params(params), self.overrides)
+        if str(self.cfg.trainer.strategy).startswith(DISTRIBUTED):
+            # Lightning would start the whole sweep command again for each rank, each drawing its own trial
+            raise ValueError(f"trainer.strategy={self.cfg.trainer.strategy}: a sweep trial trains in one process; "
+                             "scale a sweep out with more workers (README: Scaling out)")
+        self.worker = int(self.search.worker) if self.search.get("worker") is not None else os.getpid()
+        self.seed = worker_seed(self.search.seed, self.worker)
         self.workdir = workdir
         self.prepared_dir = prepared_dir
         self.base_dir = base_dir
@@ -78,12 +169,26 @@ class Sweep:
         self.lexicon = value_lexicon(read_jsonl(prepared_dir / "train.jsonl"))
 
     def study(self) -> optuna.Study:
-        sampler = optuna.samplers.TPESampler(seed=self.search.seed)
+        sampler = optuna.samplers.TPESampler(seed=self.seed)
         pruner = optuna.pruners.MedianPruner(n_startup_trials=self.search.pruner.n_startup_trials,
                                              n_warmup_steps=self.search.pruner.n_warmup_steps)
-        return optuna.create_study(study_name=self.search.study_name, storage=self.search.storage,
+        return optuna.create_study(study_name=self.search.study_name, storage=rdb_storage(self.search, self.end_orphan),
                                    sampler=sampler, pruner=pruner, direction=self.search.direction,
                                    load_if_exists=True)
+
+    def end_orphan(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """A trial failed for a stale heartbeat (its worker died): end the MLflow run it left RUNNING."""
+        import mlflow
+
+        client = mlflow.MlflowClient()
+        parent = study.user_attrs.get(PARENT_RUN_ATTR)
+        runs = client.search_runs([self.experiment], f"tags.mlflow.parentRunId = '{parent}' and "
+                                  f"tags.optuna_trial = '{trial.number}' and attributes.status = 'RUNNING'")
+        for run in runs:
+            client.set_tag(run.info.run_id, "optuna_state", "failed")
+            client.set_tag(run.info.run_id, "error", f"worker died: no heartbeat for {self.search.grace_period} s")
+            client.set_terminated(run.info.run_id, status="FAILED")
+        print(f"trial {trial.number} failed: its worker stopped beating ({len(runs)} MLflow run ended)")
 
     def objective(self, trial: optuna.Trial) -> float:
         import mlflow
@@ -92,9 +197,11 @@ class Sweep:
         from reasongen.adgen.generator import Generator
 
         chosen = suggest(trial, to_container(self.search.space))
+        tags = {"optuna_trial": str(trial.number), "optuna_study": self.search.study_name, "worker": str(self.worker)}
         with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True, experiment_id=self.experiment,
-                              tags={"optuna_trial": str(trial.number)}) as child:
+                              tags=tags) as child:
             trial.set_user_attr("mlflow_run_id", child.info.run_id)
+            trial.set_user_attr("worker", self.worker)
             mlflow.log_params({key: str(value) for key, value in chosen.items()})
             try:
                 cfg = apply_overrides(self.cfg, [f"{key}={value}" for key, value in chosen.items()])
@@ -102,7 +209,8 @@ class Sweep:
                 out_dir = self.workdir / f"trial_{trial.number:03d}"
                 monitor = "neg_val_loss" if self.search.direction == "maximize" else "val_loss"
                 pruning = PyTorchLightningPruningCallback(trial, monitor=monitor)
-                finetune.run(cfg, self.prepared_dir, self.base_dir, out_dir, self.workdir / "checkpoints",
+                # checkpoints per trial: two workers may train the same configuration at once
+                finetune.run(cfg, self.prepared_dir, self.base_dir, out_dir, out_dir / "checkpoints",
                              callbacks=[pruning])
                 generator = Generator.from_dir(out_dir / "model", dict(cfg.generation))
                 texts = generator.generate(self.val_rows, progress=False)
@@ -126,24 +234,42 @@ class Sweep:
 
         tracking.configure()
         study = self.study()
-        if not study.trials:
-            for params in self.search.get("enqueue") or []:  # configurations to try first, e.g. the default
-                study.enqueue_trial(to_container(params))
-        stale = fail_interrupted_trials(study)
-        done = len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
-        remaining = max(0, self.search.n_trials - done)
-        print(f"study {self.search.study_name}: {done} trials done ({stale} interrupted ones marked failed), "
-              f"{remaining} to run")
-        self.experiment = tracking.experiment_id(self.cfg.tracking.experiment)
-        parent_id = study.user_attrs.get(PARENT_RUN_ATTR)
-        with mlflow.start_run(run_id=parent_id, experiment_id=None if parent_id else self.experiment,
-                              run_name=None if parent_id else f"sweep-{self.search.study_name}") as parent:
-            study.set_user_attr(PARENT_RUN_ATTR, parent.info.run_id)
+        lock = StudyLock(study._storage, self.search.study_name)
+        with lock:  # one worker at a time sets the study up
+            self.experiment = tracking.experiment_id(self.cfg.tracking.experiment)
+            fail_stale_trials(study)  # trials of workers that died (no heartbeat for grace_period)
+            if not study.trials:
+                for params in self.search.get("enqueue") or []:  # configurations to try first, e.g. the default
+                    study.enqueue_trial(to_container(params))
+            parent_id = study.user_attrs.get(PARENT_RUN_ATTR)
+            if parent_id is None:
+                parent_id = mlflow.MlflowClient().create_run(
+                    self.experiment, run_name=f"sweep-{self.search.study_name}").info.run_id
+                study.set_user_attr(PARENT_RUN_ATTR, parent_id)
+        counts = {state.name.lower(): len(study.get_trials(deepcopy=False, states=(state,))) for state in BUDGET_STATES}
+        print(f"study {self.search.study_name}, worker {self.worker} (sampler seed {self.seed}): {counts}, "
+              f"n_trials {self.search.n_trials}")
+        budget = MaxTrialsCallback(self.search.n_trials, states=BUDGET_STATES)
+
+        def next_trial(study: optuna.Study, trial: FrozenTrial) -> None:
+            lock.acquire()  # held until the next trial is asked for (its objective releases it), or the end
+            budget(study, trial)
+
+        def objective(trial: optuna.Trial) -> float:
+            lock.release()
+            return self.objective(trial)
+
+        with mlflow.start_run(run_id=parent_id):
             mlflow.set_tags({"sweep": self.search.study_name, "overrides": " ".join(self.overrides)[:500]})
             mlflow.log_dict(to_container(self.search), "sweep/hparams_search.yaml")
-            if remaining:
-                study.optimize(self.objective, n_trials=remaining, timeout=self.search.timeout_s,
-                               catch=(Exception,), gc_after_trial=True)
+            lock.acquire()
+            try:
+                if len(study.get_trials(deepcopy=False, states=BUDGET_STATES)) < self.search.n_trials:
+                    study.optimize(objective, timeout=self.search.timeout_s, catch=(Exception,), gc_after_trial=True,
+                                   callbacks=[next_trial])
+            finally:
+                lock.release()
+            fail_stale_trials(study)
             log_study(study, self.workdir)
         return study
 

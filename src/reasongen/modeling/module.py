@@ -25,9 +25,11 @@ class CausalLMModule(pl.LightningModule):
     def validation_step(self, batch, batch_idx):
         loss = self.model(**batch).loss
         size = batch["input_ids"].size(0)
-        self.log("val_loss", loss, prog_bar=True, on_epoch=True, batch_size=size)
+        # sync_dist: under DDP every rank sees the loss of the whole validation set, so that early stopping and the
+        # choice of the best checkpoint agree across ranks
+        self.log("val_loss", loss, prog_bar=True, on_epoch=True, batch_size=size, sync_dist=True)
         # the same, to maximise: what the pruner of a maximising Optuna study watches
-        self.log("neg_val_loss", -loss, on_epoch=True, batch_size=size)
+        self.log("neg_val_loss", -loss, on_epoch=True, batch_size=size, sync_dist=True)
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         # AdaLoRA reallocates ranks from gradient statistics after each optimiser step.

@@ -56,6 +56,13 @@ def checkpoint_dir(root: Path, run_id: str) -> Path:
     return root / run_id
 
 
+def is_global_zero() -> bool:
+    """Whether this process writes outputs: rank 0 of a multi-process (DDP, FSDP) run, or the only process."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return rank_zero_only.rank == 0
+
+
 def fit(
     module: pl.LightningModule,
     datamodule: pl.LightningDataModule,
@@ -70,7 +77,8 @@ def fit(
 ) -> pl.Trainer:
     """Train with early stopping on val_loss (trainer_cfg: the `trainer` config group; patience overrides its
     patience), resuming from checkpoint_dir/last.ckpt if a crash left one; load the best weights back into
-    `module`, write the loss curves to curve_dir, delete the checkpoints."""
+    `module`, write the loss curves to curve_dir, delete the checkpoints (the last two on rank 0 only: with several
+    processes, each stage writes its outputs from rank 0 alone)."""
     recorder = CurveRecorder()
     # `best` is checked after validation only: a run stopped by max_steps before any validation keeps its last
     # weights. `last.ckpt` is written every few steps so that a crash loses little.
@@ -104,11 +112,13 @@ def fit(
     # from_pretrained / load_model give eval-mode models, and Lightning keeps the mode it finds (dropout off)
     module.train()
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
-    if best.best_model_path:
+    if best.best_model_path:  # every rank: the same best weights everywhere
         state = torch.load(best.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
         module.load_state_dict(state)
-    recorder.write(curve_dir)
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    trainer.strategy.barrier("best weights loaded")  # no rank deletes the checkpoints another is still reading
+    if trainer.is_global_zero:
+        recorder.write(curve_dir)
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return trainer
 
 

@@ -13,7 +13,7 @@ from reasongen.io import read_jsonl, sha256_tree
 from reasongen.modeling import model_io
 from reasongen.modeling.datamodule import PromptDataModule
 from reasongen.modeling.peft_builder import trainable_parameters
-from reasongen.modeling.training import CurveRecorder, checkpoint_dir, train_lm
+from reasongen.modeling.training import CurveRecorder, checkpoint_dir, is_global_zero, train_lm
 from reasongen.seeding import seed_everything
 
 
@@ -55,4 +55,5 @@ def run(
         CurveRecorder().write(out_dir / "curves")  # no pretraining: an empty curve keeps the outs fixed
     summary = {"model_type": model.config.model_type, "parameters": n_params, "name_or_path": cfg.model.name_or_path,
                "trust_remote_code": bool(cfg.model.trust_remote_code)}
-    model_io.save_model(model, tokenizer, out_dir / "model", summary)
+    if is_global_zero():  # under DDP every rank gets here with the same weights; one writes
+        model_io.save_model(model, tokenizer, out_dir / "model", summary)

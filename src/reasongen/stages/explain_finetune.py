@@ -15,7 +15,7 @@ from reasongen.explain.profiles import add_profiles
 from reasongen.explain.prompts import ProfilePrompter
 from reasongen.io import read_json, read_jsonl, write_json
 from reasongen.modeling import model_io
-from reasongen.modeling.training import checkpoint_dir, train_lm
+from reasongen.modeling.training import checkpoint_dir, is_global_zero, train_lm
 from reasongen.seeding import seed_everything
 
 PREPARED = Path("outputs/explain/prepare")
@@ -40,7 +40,8 @@ def run(cfg: DictConfig, prepared_dir: Path = PREPARED, tokenizer_dir: Path = TO
     module, trained = train_lm(model, data, cfg.trainer, training.schedule(cfg), run_dir, out_dir / "curves")
     summary = {"system": "profile_prompt", "peft_method": task.peft.method, **trained,
                "max_source_length": task.finetune.max_source_length}
-    model_io.save_model(module.model, tokenizer, out_dir / "model", summary)
-    add_profiles(out_dir / "model", prepared_dir / "profiles.json")
-    write_json(out_dir / "summary.json", summary)
+    if is_global_zero():  # under DDP every rank gets here with the same weights; one writes
+        model_io.save_model(module.model, tokenizer, out_dir / "model", summary)
+        add_profiles(out_dir / "model", prepared_dir / "profiles.json")
+        write_json(out_dir / "summary.json", summary)
     return summary

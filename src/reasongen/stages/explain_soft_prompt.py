@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from reasongen.config import config_hash
 from reasongen.explain import soft_prompt, training
 from reasongen.io import read_jsonl, write_json
-from reasongen.modeling.training import checkpoint_dir, train_lm
+from reasongen.modeling.training import checkpoint_dir, is_global_zero, train_lm
 from reasongen.seeding import seed_everything
 
 PREPARED = Path("outputs/explain/prepare")
@@ -44,6 +44,7 @@ def run(cfg: DictConfig, prepared_dir: Path = PREPARED, tokenizer_dir: Path = TO
     module, trained = train_lm(model, data, cfg.trainer, settings, run_dir, out_dir / "curves")
     summary = {"system": "soft_prompt", "peft_method": task.peft.method, **trained, "users": len(users),
                "items": len(items)}
-    soft_prompt.save(module.model, tokenizer, out_dir / "model", summary)
-    write_json(out_dir / "summary.json", summary)
+    if is_global_zero():  # under DDP every rank gets here with the same weights; one writes
+        soft_prompt.save(module.model, tokenizer, out_dir / "model", summary)
+        write_json(out_dir / "summary.json", summary)
     return summary

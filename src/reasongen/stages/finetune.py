@@ -12,7 +12,7 @@ from reasongen.config import config_hash, to_container
 from reasongen.io import read_jsonl, sha256_tree, write_json
 from reasongen.modeling import model_io, peft_builder
 from reasongen.modeling.datamodule import PromptDataModule
-from reasongen.modeling.training import checkpoint_dir, train_lm
+from reasongen.modeling.training import checkpoint_dir, is_global_zero, train_lm
 from reasongen.seeding import seed_everything
 from reasongen.text.attributes import value_lexicon
 
@@ -67,7 +67,8 @@ def run(
     # what the model learned from, for the rules that pick and repair its texts (hallucination, length buckets)
     rules = {"value_lexicon": value_lexicon(train_rows),
              "length_bounds": list(cfg.data.controls.length_bounds)}
-    model_io.save_model(module.model, tokenizer, out_dir / "model", summary | rules)
-    write_json(out_dir / "summary.json", summary)
+    if is_global_zero():  # under DDP every rank gets here with the same weights; one writes
+        model_io.save_model(module.model, tokenizer, out_dir / "model", summary | rules)
+        write_json(out_dir / "summary.json", summary)
     return summary
 
