@@ -171,9 +171,9 @@ class Sweep:
         sampler = optuna.samplers.TPESampler(seed=self.seed)
         pruner = optuna.pruners.MedianPruner(n_startup_trials=self.search.pruner.n_startup_trials,
                                              n_warmup_steps=self.search.pruner.n_warmup_steps)
-        return optuna.create_study(study_name=self.search.study_name, storage=rdb_storage(self.search, self.end_orphan),
-                                   sampler=sampler, pruner=pruner, direction=self.search.direction,
-                                   load_if_exists=True)
+        self.storage = rdb_storage(self.search, self.end_orphan)
+        return optuna.create_study(study_name=self.search.study_name, storage=self.storage, sampler=sampler,
+                                   pruner=pruner, direction=self.search.direction, load_if_exists=True)
 
     def end_orphan(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """A trial failed for a stale heartbeat (its worker died): end the MLflow run it left RUNNING."""
@@ -233,7 +233,7 @@ class Sweep:
 
         tracking.configure()
         study = self.study()
-        lock = StudyLock(study._storage, self.search.study_name)
+        lock = StudyLock(self.storage, self.search.study_name)
         with lock:  # one worker at a time sets the study up
             self.experiment = tracking.experiment_id(self.cfg.tracking.experiment)
             fail_stale_trials(study)  # trials of workers that died (no heartbeat for grace_period)
