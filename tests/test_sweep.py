@@ -155,6 +155,7 @@ def test_two_workers_share_one_study(sweep_repo) -> None:
     parent, children = mlflow_children(work, "workers")
     check_shared_study(study, 4, [(c.data.tags["optuna_trial"], c.info.status) for c in children])
     assert parent.info.status == "FINISHED"
+    assert (work / "optuna.db.lock").exists()  # the workers took turns on the study's file lock
 
 
 def test_killed_worker_trial_fails_after_grace_and_a_new_worker_finishes(sweep_repo) -> None:
@@ -190,6 +191,19 @@ def test_killed_worker_trial_fails_after_grace_and_a_new_worker_finishes(sweep_r
     assert (dead.info.status, dead.data.tags["optuna_state"]) == ("FAILED", "failed")
     assert dead.data.tags["error"].startswith("worker died")
     assert all(c.info.status == "FINISHED" for c in children if c is not dead)
+
+
+def test_study_lock_excludes_others_until_released(tmp_path) -> None:
+    import fcntl
+
+    from reasongen.sweep import StudyLock
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'o.db'}")
+    with StudyLock(storage, "s"), open(tmp_path / "o.db.lock") as other:
+        with pytest.raises(BlockingIOError):  # another worker's attempt
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with open(tmp_path / "o.db.lock") as other:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def test_worker_seeds_differ_between_workers_and_repeat_for_one() -> None:

@@ -15,10 +15,12 @@ from pathlib import Path
 import optuna
 import pytest
 from conftest import run
+from sqlalchemy import text as sql
 from test_promote_serve import GOOD_REQUEST, NAME, free_port, post, promote, register, served
 from test_sweep import check_shared_study, run_two_workers
 
 from reasongen import team
+from reasongen.sweep import StudyLock
 
 pytestmark = pytest.mark.slow
 
@@ -87,6 +89,10 @@ def test_pipeline_sweep_promote_and_serve_on_a_team_server(pipeline, team_server
     children = search(tracking_uri, experiment_id, f"tags.mlflow.parentRunId = '{parent['info']['run_id']}'")
     study = optuna.load_study(study_name="workers", storage=optuna_storage)
     check_shared_study(study, 4, [(tags(child)["optuna_trial"], child["info"]["status"]) for child in children])
+
+    storage = optuna.storages.RDBStorage(optuna_storage)
+    with StudyLock(storage, "workers") as lock, storage.engine.connect() as other:  # another worker's attempt
+        assert other.execute(sql("select pg_try_advisory_lock(:key)"), {"key": lock.key}).scalar() is False
 
     model = api(tracking_uri, f"registered-models/get?name={NAME}")["registered_model"]
     champion = api(tracking_uri, f"registered-models/alias?name={NAME}&alias=champion")["model_version"]

@@ -66,7 +66,7 @@ def worker_seed(seed: int, worker: int) -> int:
 
 def rdb_storage(search, on_stale) -> optuna.storages.BaseStorage | str | None:
     """A database storage with heartbeats (a RUNNING trial without one for grace_period seconds is failed and
-    `on_stale` called with it); other storages as Optuna opens them."""
+    `on_stale` called with it; heartbeat_interval null: none); other storages as Optuna opens them."""
     url = search.storage
     if not url or not str(url).startswith(("sqlite", "postgresql", "mysql")):
         return url
@@ -76,8 +76,8 @@ def rdb_storage(search, on_stale) -> optuna.storages.BaseStorage | str | None:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(str(url), heartbeat_interval=int(search.heartbeat_interval),
-                                                  grace_period=int(search.grace_period),
+                return optuna.storages.RDBStorage(str(url), heartbeat_interval=search.get("heartbeat_interval"),
+                                                  grace_period=search.get("grace_period"),
                                                   heartbeat_stale_trial_callback=on_stale)
         except SQLAlchemyError:  # two workers creating the tables of a new database at once: one of them loses
             if attempt == 2:
@@ -172,9 +172,9 @@ class Sweep:
         sampler = optuna.samplers.TPESampler(seed=self.seed)
         pruner = optuna.pruners.MedianPruner(n_startup_trials=self.search.pruner.n_startup_trials,
                                              n_warmup_steps=self.search.pruner.n_warmup_steps)
-        return optuna.create_study(study_name=self.search.study_name, storage=rdb_storage(self.search, self.end_orphan),
-                                   sampler=sampler, pruner=pruner, direction=self.search.direction,
-                                   load_if_exists=True)
+        self.storage = rdb_storage(self.search, self.end_orphan)
+        return optuna.create_study(study_name=self.search.study_name, storage=self.storage, sampler=sampler,
+                                   pruner=pruner, direction=self.search.direction, load_if_exists=True)
 
     def end_orphan(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """A trial failed for a stale heartbeat (its worker died): end the MLflow run it left RUNNING."""
@@ -186,7 +186,7 @@ class Sweep:
                                   f"tags.optuna_trial = '{trial.number}' and attributes.status = 'RUNNING'")
         for run in runs:
             client.set_tag(run.info.run_id, "optuna_state", "failed")
-            client.set_tag(run.info.run_id, "error", f"worker died: no heartbeat for {self.search.grace_period} s")
+            client.set_tag(run.info.run_id, "error", "worker died: no heartbeat within hparams_search.grace_period")
             client.set_terminated(run.info.run_id, status="FAILED")
         print(f"trial {trial.number} failed: its worker stopped beating ({len(runs)} MLflow run ended)")
 
@@ -234,7 +234,7 @@ class Sweep:
 
         tracking.configure()
         study = self.study()
-        lock = StudyLock(study._storage, self.search.study_name)
+        lock = StudyLock(self.storage, self.search.study_name)
         with lock:  # one worker at a time sets the study up
             self.experiment = tracking.experiment_id(self.cfg.tracking.experiment)
             fail_stale_trials(study)  # trials of workers that died (no heartbeat for grace_period)
