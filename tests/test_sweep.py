@@ -145,9 +145,6 @@ def mlflow_children(work, study_name: str) -> tuple[object, list]:
     return parent, children
 
 
-# In `make test-slow` until the race is fixed: two workers started at the same moment can each create the study's
-# MLflow parent run (seen once on a clean clone: two parents, so the lookup below found two).
-@pytest.mark.slow
 def test_two_workers_share_one_study(sweep_repo) -> None:
     work, env = sweep_repo
     run_two_workers(work, env)
