@@ -13,12 +13,12 @@ from reasongen.modeling.constraints import (
     MentionBias,
     StringBan,
     TokenIndex,
-    banned_strings,
     token_bytes,
 )
 from reasongen.modeling.encoding import encode_prompt
 from reasongen.modeling.generation import left_pad
 from reasongen.modeling.text import decode
+from reasongen.text.controls import decoder_bans
 
 PROMPTS = [build_prompt("类型#裙*颜色#红色"), build_prompt("类型#裤*颜色#白色")]
 TEXTS = ["这款蓝色连衣裙穿着舒适", "国家级的v领polo衫", "最近很火"]
@@ -31,7 +31,7 @@ def char_tokenizer(tmp_path_factory, tiny_rows):
     the prompt's and the advertising-law list's."""
     from transformers import BertTokenizerFast
 
-    text = "".join([row["content"] + row["summary"] for row in tiny_rows] + PROMPTS + TEXTS + banned_strings())
+    text = "".join([row["content"] + row["summary"] for row in tiny_rows] + PROMPTS + TEXTS + decoder_bans())
     chars = sorted(set(text.lower()) - {" "})
     chars += [f"##{ch}" for ch in chars if ch.isascii()]  # WordPiece spells a latin word as p ##o ##l ##o
     path = tmp_path_factory.mktemp("chars") / "vocab.txt"
@@ -113,13 +113,13 @@ def test_string_ban_rows_and_prompts():
         StringBan(index, per_prompt=[[], []])(torch.zeros(3, 2, dtype=torch.long), torch.zeros(3, len(HAND)))
 
 
-def test_banned_strings_from_the_word_list(tmp_path):
-    words = banned_strings()
+def test_decoder_bans_from_the_word_list(tmp_path):
+    words = decoder_bans()
     assert "最" in words and "国家级" in words and not any(w.startswith("re:") for w in words)
     path = tmp_path / "words.txt"
     path.write_text("# comment\n第一\nre:最(?![近后])\nre:顶.级\n", encoding="utf-8")
     with pytest.raises(ValueError, match="顶.级"):
-        banned_strings(path)
+        decoder_bans(path)
 
 
 @pytest.mark.parametrize("banned", ["蓝色", "国家级"])

@@ -15,14 +15,19 @@ def test_repro_writes_metrics_for_model_and_baselines(pipeline) -> None:
     work, _ = pipeline
     table = json.loads((work / "outputs/evaluate/metrics.json").read_text())
     ablation = yaml.safe_load((work / "params.yaml").read_text())["evaluate"]["decoding_ablation"]
-    assert set(table) == {"model", "retrieval", "template", "references"} | {f"decoding_{n}" for n in ablation}
-    # the configured decoding repairs what no candidate got right: all values named, no rule broken
-    assert table["model"]["coverage"] == 100.0
-    assert table["model"]["violation_rate"] == 0.0 and table["model"]["hallucination_rate"] == 0.0
+    assert set(table) == ({"model", "retrieval", "template", "references", "model_with_controls",
+                          "references_with_controls"} | {f"decoding_{n}" for n in ablation})
+    # the headline is attributes only: no control was asked for, so no control metric is measured there
+    assert table["model"]["aspect_accuracy"] is None and table["model_with_controls"]["aspect_accuracy"] is not None
+    # the configured decoding bans advertising-law words outright: none can be served
+    assert table["model"]["violation_rate"] == 0.0 and table["model_with_controls"]["violation_rate"] == 0.0
+    for metric in ("repetition_rate", "list_ending_rate", "product_type_mismatch_rate", "attribute_hallucination_rate"):
+        assert table["model"][metric] is not None and table["references"][metric] is not None
     report = (work / "outputs/evaluate/sample_report.md").read_text(encoding="utf-8")
     assert report.count("\n## ") == min(table["model"]["n"], 4)  # evaluate.sample_rows of the tiny preset
     for system in ("model", "retrieval", "template"):
-        for metric in ("bleu4", "rougeL", "coverage", "hallucination_rate", "violation_rate", "distinct2"):
+        for metric in ("bleu4", "rougeL", "coverage", "hallucination_rate", "violation_rate", "distinct2",
+                       "repetition_rate", "list_ending_rate"):
             assert table[system][metric] is not None and 0 <= table[system][metric] <= 100
     assert table["template"]["coverage"] == 100.0
     stats = json.loads((work / "outputs/prepare/stats.json").read_text())

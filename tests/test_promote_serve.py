@@ -67,7 +67,7 @@ def test_gate_on_hand_made_scores() -> None:
                               "max_attribute_hallucination_rate": 5, "max_product_type_mismatch_rate": 1,
                               "max_repetition_rate": 2, "max_list_ending_rate": 1,
                               "min_aspect_accuracy": 50, "min_length_accuracy": 50})
-    objective = {"name": "combined", "coverage_weight": 0.2, "hallucination_weight": 1.0}
+    objective = {"name": "combined", "coverage_weight": 0.2, "hallucination_weight": 1.0, "fault_weight": 0.2}
     good = {"bleu4": 5, "rougeL": 20, "coverage": 90, "hallucination_rate": 1, "violation_rate": 0,
             "aspect_accuracy": 80, "length_accuracy": None}
     assert gate_failures(good, None, gates, objective) == []

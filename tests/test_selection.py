@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 
 from reasongen import metrics
-from reasongen.adgen.selection import Checks, choose, clauses, consensus, repair, select
+from reasongen.adgen.selection import Checks, choose, clauses, consensus, faults, repair, select
 from reasongen.metrics.text_checks import sentence_bleu4
 from reasongen.modeling.generation import generate_candidates, generate_texts
-from reasongen.text.attributes import parse_content
 
 KEYS = ["颜色", "材质"]  # evaluate.hallucination_keys of the default config
 
@@ -48,32 +47,48 @@ def test_clauses_rejoin_to_the_text():
     assert clauses(text) == ["这条裙子很美，", "适合夏天！", "穿上显瘦~"]
 
 
-def test_repair_makes_a_text_faithful_compliant_and_complete():
+DROP_ALL = {"drop_violations": True, "drop_hallucinations": True, "drop_other_garments": True, "drop_repeats": True,
+            "drop_list_endings": True}
+
+
+def test_repair_drops_what_breaks_a_rule_and_never_adds_text():
     text = "这款裙子是最好的选择，红色很亮眼，穿着舒适。"
-    fixed = repair(text, ROW, CHECKS, {"drop_violations": True, "drop_hallucinations": True,
-                                       "complete_coverage": True})
+    fixed = repair(text, ROW, CHECKS, DROP_ALL)
     scores = metrics.score([fixed], [{**ROW, "summary": text}], **OPTIONS)
-    assert scores["violation_rate"] == 0 and scores["hallucination_rate"] == 0 and scores["coverage"] == 100
+    assert scores["violation_rate"] == 0 and scores["hallucination_rate"] == 0
     before = metrics.score([text], [{**ROW, "summary": text}], **OPTIONS)
     assert before["violation_rate"] == 100 and before["hallucination_rate"] == 100  # the repair did the work
-    assert "穿着舒适" in fixed and fixed.endswith("。")
+    assert fixed == "穿着舒适。"  # what is left is the text's own clause; no value phrase is appended
+    assert set(fixed) <= set(text)
+
+
+def test_repair_drops_repeats_list_endings_and_other_garments():
+    looping = "这款蓝色雪纺裙，穿着舒适，穿着舒适，穿着舒适。"
+    assert repair(looping, ROW, CHECKS, {"drop_repeats": True}) == "这款蓝色雪纺裙，穿着舒适。"
+    listed = "这款蓝色雪纺裙清新显瘦，蓝色配色，雪纺面料，棉材质。"
+    fixed = repair(listed, ROW, CHECKS, {"drop_list_endings": True})
+    assert fixed == "这款蓝色雪纺裙清新显瘦。"
+    assert not metrics.score([fixed], [{**ROW, "summary": fixed}], **OPTIONS)["list_ending_rate"]
+    trousers = {"content": "类型#裤*裤型#阔腿裤*颜色#蓝色"}
+    other = "这款蓝色阔腿裤垂感很好，这款牛仔裤很百搭，搭配短裤也好看。"
+    assert repair(other, trousers, CHECKS, {"drop_other_garments": True}) == "这款蓝色阔腿裤垂感很好，搭配短裤也好看。"
 
 
 def test_repair_leaves_a_good_text_alone_and_each_option_does_only_its_part():
     good = "这款蓝色雪纺裙，清爽显瘦。"
-    options = {"drop_violations": True, "drop_hallucinations": True, "complete_coverage": True}
-    assert repair(good, ROW, CHECKS, options) == good
+    assert repair(good, ROW, CHECKS, DROP_ALL) == good
     bad = "蓝色雪纺裙，最好看。"
     assert repair(bad, ROW, CHECKS, {"drop_violations": False}) == bad
     assert "最" not in repair(bad, ROW, CHECKS, {"drop_violations": True})
+    assert repair("最好看，最美。", ROW, CHECKS, DROP_ALL) == "最好看，最美。"  # nothing left: kept for selection
 
 
-def test_choose_selects_then_repairs_per_row():
+def test_choose_repairs_then_selects_per_row():
     rows = [ROW, {"content": "类型#裤*颜色#黑色"}]
-    candidates = [["红色雪纺裙。", "蓝色雪纺裙，显瘦。"], ["这条裤子很好"]]
-    texts = choose(candidates, rows, CHECKS, ALL_RULES, {"complete_coverage": True})
-    assert texts[0] == "蓝色雪纺裙，显瘦。"  # the red one would be completed too, but still names red
-    assert all(value in texts[1] for _, value in parse_content(rows[1]["content"]))
+    candidates = [["红色雪纺裙。", "蓝色雪纺裙，显瘦。"], ["这条裤子很好，这条裤子很好。", "黑色的裤子很好。"]]
+    texts = choose(candidates, rows, CHECKS, ALL_RULES, {"drop_repeats": True})
+    # red contradicts; the first trousers text names no value
+    assert texts == ["蓝色雪纺裙，显瘦。", "黑色的裤子很好。"]
 
 
 def test_generate_candidates_samples_n_then_greedy(bpe_tokenizer, tiny_rows, tiny_model):
@@ -111,9 +126,11 @@ def test_choose_judges_candidates_after_their_repair():
     assert texts == [repair("蓝色雪纺裙，显瘦", ROW, CHECKS, options)]
 
 
-def test_repetition_penalty_prefers_the_text_that_says_things_once():
-    from reasongen.adgen.selection import repetition
-
+def test_fault_weights_prefer_the_text_a_reader_would_publish():
     repeated, varied = "穿着舒适，穿着舒适，穿着舒适。", "穿着舒适，版型显瘦，颜色清新。"
-    assert repetition(varied) == 0.0 < repetition(repeated) < 1.0
+    assert faults(repeated, [], CHECKS)["repetition"] > 0 == faults(varied, [], CHECKS)["repetition"]
     assert select([repeated, varied], {"content": "类型#裙"}, CHECKS, {"repetition": 1.0}) == varied
+    listed = "蓝色雪纺裙，蓝色配色，雪纺面料，棉材质。"
+    prose = "蓝色雪纺裙，轻盈透气，穿着显瘦。"
+    assert select([listed, prose], ROW, CHECKS, {"list_ending": 1.0}) == prose
+    assert select([listed, prose], ROW, CHECKS, {}) == listed  # weights off: the first candidate

@@ -10,6 +10,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from reasongen import metrics, tracking
+from reasongen.adgen.evaluation import WITH_CONTROLS
 from reasongen.config import flatten
 from reasongen.io import read_jsonl, write_json
 from reasongen.text.attributes import value_lexicon
@@ -51,17 +52,25 @@ def gate_failures(candidate: dict[str, Any], champion: dict[str, Any] | None, ga
 
 
 def score_version(name: str, version: str, rows: list[dict], cfg: DictConfig, lexicon: dict) -> dict[str, Any]:
-    """The registered version's metrics on rows, generated with the decoding it was registered with."""
+    """The registered version's metrics on rows, generated with the decoding it was registered with, as the
+    evaluate stage scores them: the headline with evaluate.use_controls, the control metrics from a run with the
+    rows' controls when evaluate.control_table asks for one."""
     from reasongen.adgen.generator import load_text_generator
 
     generator = load_text_generator(f"models:/{name}/{version}")
-    texts = generator.generate(rows)
-    return metrics.score(texts, rows, **metrics.options(cfg, lexicon))
+    options = metrics.options(cfg, lexicon)
+    use_controls = cfg.evaluate.use_controls
+    scores = metrics.score(generator.generate(rows, use_controls=use_controls), rows, use_controls=use_controls,
+                           **options)
+    if cfg.evaluate.control_table and not use_controls:
+        controlled = metrics.score(generator.generate(rows, use_controls=True), rows, **options)
+        scores |= {name: controlled[name] for name in metrics.CONTROL_METRICS}
+    return scores
 
 
 # What decides which test rows a pipeline run scored: its metrics stand for promotion's only when these match.
 SAME_TEST_ROWS = ("data.source", "data.max_rows", "data.split.seed", "data.split.val", "data.split.test",
-                  "evaluate.max_examples", "evaluate.use_controls")
+                  "evaluate.max_examples", "evaluate.use_controls", "evaluate.control_table")
 
 
 def recorded_scores(client, name: str, version: str, cfg: DictConfig) -> dict[str, Any] | None:
@@ -78,8 +87,11 @@ def recorded_scores(client, name: str, version: str, cfg: DictConfig) -> dict[st
     if run.data.tags.get("data_hash") != tracking.data_hash() or any(
             run.data.params.get(key) != str(current.get(key)) for key in SAME_TEST_ROWS):
         return None
-    scores = {key.removeprefix("model/"): value for key, value in run.data.metrics.items()
-              if key.startswith("model/")}
+    logged = run.data.metrics
+    scores = {key.removeprefix("model/"): value for key, value in logged.items() if key.startswith("model/")}
+    # the control metrics come from the run with controls in the prompt (evaluate.control_table)
+    scores |= {name: logged[f"{WITH_CONTROLS}/{name}"] for name in metrics.CONTROL_METRICS
+               if f"{WITH_CONTROLS}/{name}" in logged}
     return scores or None
 
 

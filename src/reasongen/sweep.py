@@ -213,8 +213,9 @@ class Sweep:
                 finetune.run(cfg, self.prepared_dir, self.base_dir, out_dir, out_dir / "checkpoints",
                              callbacks=[pruning])
                 generator = Generator.from_dir(out_dir / "model", dict(cfg.generation))
-                texts = generator.generate(self.val_rows, progress=False)
-                scores = metrics.score(texts, self.val_rows, **metrics.options(cfg, self.lexicon))
+                texts = generator.generate(self.val_rows, use_controls=cfg.evaluate.use_controls, progress=False)
+                scores = metrics.score(texts, self.val_rows, use_controls=cfg.evaluate.use_controls,
+                                       **metrics.options(cfg, self.lexicon))
                 value = metrics.objective(scores, cfg.evaluate.objective)
             except optuna.TrialPruned:
                 mlflow.set_tag("optuna_state", "pruned")

@@ -3,13 +3,20 @@ model folder or a registered model."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from transformers import LogitsProcessor
+
 from reasongen.adgen.prompts import PROMPT_END, prompt_for_row
 from reasongen.adgen.selection import Checks, choose
+from reasongen.metrics.text_quality import hallucination_candidates
 from reasongen.modeling import model_io
-from reasongen.modeling.generation import generate_candidates
+from reasongen.modeling.constraints import CharNgramBlock, MentionBias, StringBan, TokenIndex
+from reasongen.modeling.generation import ProcessorsFor, generate_candidates
+from reasongen.text.attributes import parse_content, values
+from reasongen.text.controls import decoder_bans
 
 
 class Generator:
@@ -21,6 +28,7 @@ class Generator:
         self.tokenizer = tokenizer
         self.generation = dict(generation)
         self.checks = checks
+        self._index: TokenIndex | None = None  # the tokenizer's byte index, built on first use
 
     @classmethod
     def from_dir(cls, model_dir: str | Path, generation: dict[str, Any] | None = None) -> Generator:
@@ -36,10 +44,40 @@ class Generator:
 
     def candidates(self, rows: list[dict[str, Any]], use_controls: bool = True, progress: bool = True,
                    **overrides: Any) -> list[list[str]]:
-        """Every candidate text of every row (num_candidates samples, then the greedy text if include_greedy)."""
+        """Every candidate text of every row (num_candidates samples, then the greedy text if include_greedy),
+        decoded under the configured `constraints`."""
+        cfg = {**self.generation, **overrides}
         prompts = [prompt_for_row(row, use_controls) for row in rows]
-        return generate_candidates(self.model, self.tokenizer, prompts, {**self.generation, **overrides},
-                                   prompt_end=PROMPT_END, progress=progress)
+        return generate_candidates(self.model, self.tokenizer, prompts, cfg, prompt_end=PROMPT_END,
+                                   progress=progress, processors=self.constraints(rows, cfg.get("constraints")))
+
+    def constraints(self, rows: list[dict[str, Any]], spec: dict[str, Any] | None) -> ProcessorsFor | None:
+        """The decoding constraints for rows (None: none configured). spec: mention_bonus (a logit bonus for
+        starting an input value the text has not named), ngram_block (n: no character n-gram twice, 0 off),
+        ban_contradictions (never spell a known value of a key the input lists that the input does not give),
+        ban_wording (never spell an advertising-law word)."""
+        if not spec or not any(spec.values()):
+            return None
+        if self._index is None:
+            self._index = TokenIndex.of(self.tokenizer)
+        index, lexicon = self._index, self.checks.value_lexicon
+        pairs = [parse_content(row["content"]) for row in rows]
+        wording = decoder_bans() if spec.get("ban_wording") else []
+
+        def build(batch: Sequence[int]) -> list[LogitsProcessor]:
+            chosen = [pairs[i] for i in batch]
+            found: list[LogitsProcessor] = []
+            if spec.get("mention_bonus"):
+                found.append(MentionBias(index, per_prompt=[values(p) for p in chosen], bonus=spec["mention_bonus"]))
+            if spec.get("ngram_block"):
+                found.append(CharNgramBlock(index, n=int(spec["ngram_block"])))
+            contradicting = [[value for _, value in hallucination_candidates(p, lexicon)]
+                             if spec.get("ban_contradictions") else [] for p in chosen]
+            if wording or any(contradicting):  # last, so that no bonus lifts a banned token back
+                found.append(StringBan(index, banned=wording, per_prompt=contradicting))
+            return found
+
+        return build
 
     def choose(self, rows: list[dict[str, Any]], candidates: list[list[str]], use_controls: bool = True,
                **overrides: Any) -> list[str]:

@@ -1,10 +1,13 @@
-"""After sampling: choose one candidate per product (consensus + faithfulness + controls), then repair it.
+"""After sampling: repair every candidate, then choose one per product (consensus + faithfulness + controls).
+
+Repair only removes: clauses that break the wording rules, name a value the input contradicts (any key it lists),
+name another garment or a part this garment has not, repeat an earlier clause, or form a glued-on list of bare
+attribute values; then, over its length bucket, trailing clauses that name no input value. It never adds text:
+coverage has to come from generation (the decoding constraints steer towards unnamed values).
 
 Selection is minimum-Bayes-risk decoding with a reranker on top: each candidate earns its mean character
 BLEU-4 against the other candidates (the text most others agree with), plus bonuses for attribute coverage and
-met controls, minus penalties for hallucinated values and advertising-law violations. Repair then removes the
-clauses that still break a rule and names the attribute values the text left out, so that what is served is
-faithful and compliant even when no candidate was.
+met controls, minus penalties for each fault a reader would reject, counted by the metrics' own definitions.
 """
 
 from __future__ import annotations
@@ -14,14 +17,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reasongen.adgen.baselines import TemplateBaseline
+from reasongen.metrics.garments import incompatible_parts, product_type_mismatches
 from reasongen.metrics.text_checks import hallucinated_values, sentence_bleu4, value_coverage
+from reasongen.metrics.text_quality import (
+    attribute_hallucinations,
+    bare_attribute_clause,
+    known_values,
+    list_endings,
+    normalise,
+    repeated_phrases,
+)
 from reasongen.text.attributes import Attributes, parse_content
 from reasongen.text.controls import detect_aspects, find_violations, length_bucket
 
 # A clause: text up to and including its closing punctuation (the last clause may have none).
 _CLAUSE = re.compile(r"[^，。！？；,!?;~～]+[，。！？；,!?;~～]*")
-_ENDINGS = "，。！？；,!?;~～ "
 
 
 @dataclass(frozen=True)
@@ -43,21 +53,27 @@ def consensus(candidates: Sequence[str]) -> list[float]:
             for i, text in enumerate(candidates)]
 
 
-def repetition(text: str, n: int = 4) -> float:
-    """Share of the text's character n-grams that repeat an earlier one (0: no phrase said twice)."""
-    grams = [text[i : i + n] for i in range(len(text) - n + 1)]
-    return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
+def faults(text: str, pairs: Attributes, checks: Checks) -> dict[str, int]:
+    """What a reader would reject in text, counted by the metrics' definitions: hallucination (the narrow keys),
+    attribute_hallucination (any key the input lists), product_type (another garment, or a part it has not),
+    repetition (repeated phrases), list_ending (runs of bare attribute clauses), violation (wording rules)."""
+    lexicon = checks.value_lexicon
+    return {
+        "hallucination": len(hallucinated_values(text, pairs, lexicon, checks.checked_keys)),
+        "attribute_hallucination": len(attribute_hallucinations(text, pairs, lexicon)),
+        "product_type": len(product_type_mismatches(text, pairs)) + len(incompatible_parts(text, pairs, lexicon)),
+        "repetition": len(repeated_phrases(text)),
+        "list_ending": len(list_endings(text, known_values(lexicon, pairs))),
+        "violation": len(find_violations(text)),
+    }
 
 
 def rule_score(text: str, pairs: Attributes, row: Mapping[str, Any], checks: Checks,
                weights: Mapping[str, float]) -> float:
-    """Coverage and met controls (aspect, share of keywords, length bucket) earn, hallucinated values,
-    violations and repeated phrases cost, each by its weight."""
+    """Coverage and met controls (aspect, share of keywords, length bucket) earn; each fault costs its weight."""
     score = weights.get("coverage", 0.0) * value_coverage(text, pairs)
-    score -= weights.get("hallucination", 0.0) * len(
-        hallucinated_values(text, pairs, checks.value_lexicon, checks.checked_keys))
-    score -= weights.get("violation", 0.0) * len(find_violations(text))
-    score -= weights.get("repetition", 0.0) * repetition(text)
+    if any(weights.get(name, 0.0) for name in FAULTS):
+        score -= sum(weights.get(name, 0.0) * count for name, count in faults(text, pairs, checks).items())
     if row.get("aspect"):
         score += weights.get("aspect", 0.0) * (row["aspect"] in detect_aspects(text))
     if row.get("keywords"):
@@ -65,6 +81,9 @@ def rule_score(text: str, pairs: Attributes, row: Mapping[str, Any], checks: Che
     if row.get("length_bucket"):
         score += weights.get("length", 0.0) * (length_bucket(len(text), checks.length_bounds) == row["length_bucket"])
     return score
+
+
+FAULTS = ("hallucination", "attribute_hallucination", "product_type", "repetition", "list_ending", "violation")
 
 
 def select(candidates: Sequence[str], row: Mapping[str, Any], checks: Checks, weights: Mapping[str, float]) -> str:
@@ -85,26 +104,60 @@ def clauses(text: str) -> list[str]:
 
 
 def repair(text: str, row: Mapping[str, Any], checks: Checks, options: Mapping[str, bool]) -> str:
-    """Drop clauses that break the wording rules or name a value the input contradicts (options
-    drop_violations / drop_hallucinations), add a short phrase for each input value the text does not name
-    (complete_coverage), in the template baseline's wording, then drop trailing clauses that name no input value
-    while the text is longer than its requested length bucket (fit_length)."""
+    """Drop clauses, never add any: those with an advertising-law word (drop_violations), a value the input
+    contradicts under any key it lists (drop_hallucinations), another garment or a part this one has not
+    (drop_other_garments), the same words as an earlier clause (drop_repeats), or in a run of three or more bare
+    attribute clauses (drop_list_endings); then trailing clauses that name no input value while the text is over
+    its requested length bucket (fit_length). The opening clause stays unless it breaks a rule itself, and a
+    text whose every clause breaks one is returned as it is (nothing better to serve; selection weighs it)."""
     pairs = parse_content(row["content"])
-    kept = [clause for clause in clauses(text)
-            if not (options.get("drop_violations") and find_violations(clause))
-            and not (options.get("drop_hallucinations")
-                     and hallucinated_values(clause, pairs, checks.value_lexicon, checks.checked_keys))]
+    parts = clauses(text)
+    drop = [clause_faulty(clause, pairs, checks, options) for clause in parts]
+    if options.get("drop_repeats"):
+        seen: set[str] = set()
+        for index, clause in enumerate(parts):
+            key = normalise(clause)
+            drop[index] = drop[index] or (len(key) >= 3 and key in seen)
+            seen.add(key)
+    if options.get("drop_list_endings"):
+        known = known_values(checks.value_lexicon, pairs)
+        bare = [bare_attribute_clause(clause, known) for clause in parts]
+        for start, end in _runs(bare, min_run=3):
+            drop[start:end] = [True] * (end - start)
+    kept = [clause for clause, dropped in zip(parts, drop, strict=True) if not dropped]
+    if not kept:
+        return text
     repaired = "".join(kept)
-    if options.get("complete_coverage"):
-        missing = [(key, value) for key, value in pairs if value not in repaired]
-        if missing:
-            phrases = TemplateBaseline().phrases(missing, keep_type=True)
-            repaired = "，".join([repaired.rstrip(_ENDINGS), *phrases]).lstrip("，") + "。"
     if options.get("fit_length") and row.get("length_bucket"):
         repaired = fit_length(repaired, pairs, row, checks)
-    if repaired != text and repaired and repaired[-1] in "，,;；~～":
+    if repaired != text and repaired and repaired[-1] in "，,;；~～、":
         repaired = repaired[:-1] + "。"
     return repaired
+
+
+def clause_faulty(clause: str, pairs: Attributes, checks: Checks, options: Mapping[str, bool]) -> bool:
+    """Whether one clause breaks a rule that repair is asked to enforce."""
+    lexicon = checks.value_lexicon
+    if options.get("drop_violations") and find_violations(clause):
+        return True
+    if options.get("drop_hallucinations") and (hallucinated_values(clause, pairs, lexicon, checks.checked_keys)
+                                               or attribute_hallucinations(clause, pairs, lexicon)):
+        return True
+    return bool(options.get("drop_other_garments") and (product_type_mismatches(clause, pairs)
+                                                        or incompatible_parts(clause, pairs, lexicon)))
+
+
+def _runs(flags: Sequence[bool], min_run: int) -> list[tuple[int, int]]:
+    """(start, end) of every run of min_run or more consecutive True flags."""
+    found, start = [], None
+    for index, flag in enumerate([*flags, False]):
+        if flag and start is None:
+            start = index
+        elif not flag and start is not None:
+            if index - start >= min_run:
+                found.append((start, index))
+            start = None
+    return found
 
 
 def fit_length(text: str, pairs: Attributes, row: Mapping[str, Any], checks: Checks) -> str:

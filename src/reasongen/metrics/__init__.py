@@ -19,6 +19,11 @@ TEXT_QUALITY_METRICS = ("attribute_hallucination", "product_type", "repetition",
 EXPLAIN_METRICS = ("bleu_words", "rouge_words", "explanation_features", "semantic_similarity")
 KNOWN_MODULES = METRIC_MODULES + TEXT_QUALITY_METRICS + EXPLAIN_METRICS
 
+# What a reader rejects, as rates: the objective subtracts them.
+FAULT_RATES = ("attribute_hallucination_rate", "product_type_mismatch_rate", "repetition_rate", "list_ending_rate")
+# The control-following metrics: measured only when the prompt carries controls (evaluate.control_table).
+CONTROL_METRICS = ("aspect_accuracy", "length_accuracy", "keyword_recall")
+
 Row = dict[str, Any]
 Scores = dict[str, float | None]
 
@@ -129,11 +134,14 @@ def _requested_controls(rows: list[Row], use_controls: bool) -> dict[str, list]:
 
 def objective(scores: Scores, objective_cfg: Any) -> float:
     """The one-number objective (sweep and promotion gate): `combined` =
-    bleu4 + rougeL + coverage_weight * coverage - hallucination_weight * hallucination_rate, or one metric."""
+    bleu4 + rougeL + coverage_weight * coverage - hallucination_weight * hallucination_rate
+    - fault_weight * (sum of FAULT_RATES), or one metric."""
     if objective_cfg["name"] != "combined":
         return float(scores[objective_cfg["name"]])
+    faults = sum(scores.get(name) or 0.0 for name in FAULT_RATES)
     return (scores["bleu4"] + scores["rougeL"] + objective_cfg["coverage_weight"] * scores["coverage"]
-            - objective_cfg["hallucination_weight"] * (scores["hallucination_rate"] or 0.0))
+            - objective_cfg["hallucination_weight"] * (scores["hallucination_rate"] or 0.0)
+            - objective_cfg["fault_weight"] * faults)
 
 
 def score_explanations(

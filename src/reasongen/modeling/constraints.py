@@ -17,7 +17,7 @@ How to use, one fresh list per `generate` call (each processor notes where the p
     processors = LogitsProcessorList([
         MentionBias(index, per_prompt=[values(pairs) for pairs in rows_pairs], bonus=1.0),
         CharNgramBlock(index, n=4),
-        StringBan(index, banned=banned_strings(),
+        StringBan(index, banned=controls.decoder_bans(),
                   per_prompt=[[v for _, v in hallucination_candidates(pairs, lexicon)] for pairs in rows_pairs]),
     ])
     model.generate(input_ids, ..., logits_processor=processors)
@@ -32,12 +32,9 @@ import re
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 from transformers import LogitsProcessor
-
-from reasongen.paths import resource
 
 _BYTE_TOKEN = re.compile(r"<0x([0-9A-Fa-f]{2})>")  # sentencepiece byte fallback
 _PUNCTUATION = re.compile(r"[^\w]|_")
@@ -137,33 +134,6 @@ def _ends_mid_character(data: bytes) -> bool:
         if byte >= 0xC0:  # a lead byte: 110xxxxx starts 2 bytes, 1110xxxx 3, 11110xxx 4
             return back < (2 if byte < 0xE0 else 3 if byte < 0xF0 else 4)
     return False
-
-
-def banned_strings(path: Path | None = None) -> list[str]:
-    """The advertising-law list (resources/banned_words.txt) as plain strings for StringBan. A `re:` entry gives
-    its literal start when the rest is only a negative lookahead: `re:最(?![近后初终])` gives 最, so the decoder
-    bans 最 outright (最近 and 最后 too: stricter than the metric, which sees what follows). Other patterns raise."""
-    path = path or resource("banned_words.txt")
-    found = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        entry = line.strip()
-        if not entry or entry.startswith("#"):
-            continue
-        found.append(_literal_start(entry[3:]) if entry.startswith("re:") else entry)
-    return found
-
-
-# A literal (no regex syntax) optionally followed by one negative lookahead: the only patterns a decoder can ban.
-_LITERAL_THEN_LOOKAHEAD = re.compile(r"(?P<literal>[^\\()\[\]{}.*+?|^$]+)(?:\(\?![^()]*\))?")
-
-
-def _literal_start(pattern: str) -> str:
-    """The literal characters a regex starts with, when a negative lookahead is all that follows them."""
-    match = _LITERAL_THEN_LOOKAHEAD.fullmatch(pattern)
-    if match is None:
-        raise ValueError(f"banned word pattern {pattern!r}: only a literal, optionally followed by a negative "
-                         "lookahead, can be banned while decoding")
-    return match["literal"]
 
 
 class _GeneratedText(LogitsProcessor):

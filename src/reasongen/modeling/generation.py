@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import groupby
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from reasongen.modeling.encoding import encode_prompt
 from reasongen.modeling.text import decode
@@ -31,6 +32,10 @@ def generate_texts(
                                                       progress=progress)]
 
 
+# The logits processors for one batch, from the indices of its prompts (decoding constraints that differ per row).
+ProcessorsFor = Callable[[Sequence[int]], list[LogitsProcessor]]
+
+
 def generate_candidates(
     model,
     tokenizer,
@@ -39,10 +44,12 @@ def generate_candidates(
     *,
     prompt_end: str = "",
     progress: bool = True,
+    processors: ProcessorsFor | None = None,
 ) -> list[list[str]]:
     """Candidate texts per prompt: `num_candidates` samples (one text without do_sample) and, with include_greedy,
     the greedy text appended last (unless the decoding is greedy already). `batch_size` counts sequences, so a
-    batch holds batch_size // n prompts. Prompts over max_source_length tokens keep their `prompt_end`."""
+    batch holds batch_size // n prompts. Prompts over max_source_length tokens keep their `prompt_end`.
+    processors(batch prompt indices): logits processors built afresh for each generate call."""
     if not prompts:
         return []
     # without sampling every decoding of a prompt is the same text: make it once
@@ -53,13 +60,14 @@ def generate_candidates(
     if generation_cfg.get("include_greedy") and not already_greedy:
         runs.append(({**generation_cfg, "do_sample": False, "num_beams": 1}, 1))
     for cfg, count in runs:
-        for index, texts in enumerate(_decode_all(model, tokenizer, prompts, cfg, count, prompt_end, progress)):
+        for index, texts in enumerate(_decode_all(model, tokenizer, prompts, cfg, count, prompt_end, progress,
+                                                            processors)):
             found[index].extend(texts)
     return found
 
 
 def _decode_all(model, tokenizer, prompts: Sequence[str], generation_cfg: dict[str, Any], count: int,
-                prompt_end: str, progress: bool) -> list[list[str]]:
+                prompt_end: str, progress: bool, processors: ProcessorsFor | None = None) -> list[list[str]]:
     """`count` texts per prompt with one decoding setting, batched by prompt length, in input order."""
     device = next(model.parameters()).device
     per_batch = max(1, int(generation_cfg.get("batch_size", 16)) // count)
@@ -82,6 +90,7 @@ def _decode_all(model, tokenizer, prompts: Sequence[str], generation_cfg: dict[s
                 eos_token_id=tokenizer.eos_token_id,
                 use_cache=True,
                 num_return_sequences=count,
+                logits_processor=LogitsProcessorList(processors(batch) if processors else []),
                 **kwargs,
             )
             # generate returns the `count` sequences of each prompt next to each other

@@ -28,9 +28,14 @@ def run(
     generator = Generator.from_dir(model_dir, generation=dict(cfg.generation))
     outputs = evaluation.system_predictions(generator, cfg.evaluate, train, test)
     options = metrics.options(cfg, value_lexicon(train))
-    table = {system: metrics.score(texts, test, use_controls=cfg.evaluate.use_controls, **options)
+    use_controls = cfg.evaluate.use_controls
+    table = {system: metrics.score(texts, test, use_controls=use_controls, **options)
              for system, texts in outputs.items()}
-    table["references"] = metrics.score_references(test, **options)
+    table["references"] = metrics.score_references(test, use_controls=use_controls, **options)
+    if cfg.evaluate.control_table and not use_controls:  # the second table: control following
+        controlled = generator.generate(test, use_controls=True)
+        table[evaluation.WITH_CONTROLS] = metrics.score(controlled, test, use_controls=True, **options)
+        table["references_with_controls"] = metrics.score_references(test, use_controls=True, **options)
     write_json(out_dir / "metrics.json", table)
     (out_dir / "table.md").write_text(evaluation.markdown_table(table), encoding="utf-8")
     predictions = evaluation.prediction_records(test, outputs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
+from pathlib import Path
 
 import yaml
 
@@ -57,19 +58,39 @@ def extract_keywords(text: str, exclude: Iterable[str], k: int) -> list[str]:
     return words[:k]
 
 
+def banned_entries(path: Path | None = None) -> list[str]:
+    """The entries of the advertising-law list (resources/banned_words.txt): plain strings and `re:` patterns."""
+    lines = (path or resource("banned_words.txt")).read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
 @lru_cache(maxsize=1)
 def banned_patterns() -> tuple[tuple[str, re.Pattern[str]], ...]:
-    """The advertising-law list from resources/banned_words.txt as (entry, compiled pattern)."""
-    patterns = []
-    for line in resource("banned_words.txt").read_text(encoding="utf-8").splitlines():
-        entry = line.strip()
-        if not entry or entry.startswith("#"):
-            continue
-        source = entry[3:] if entry.startswith("re:") else re.escape(entry)
-        patterns.append((entry, re.compile(source)))
-    return tuple(patterns)
+    """The advertising-law list as (entry, compiled pattern): what the metric and repair check."""
+    return tuple((entry, re.compile(entry[3:] if entry.startswith("re:") else re.escape(entry)))
+                 for entry in banned_entries())
+
+
+def decoder_bans(path: Path | None = None) -> list[str]:
+    """The same list as plain strings for a decoder to ban. A `re:` entry gives its literal start when the rest is
+    only a negative lookahead: `re:最(?![近后初终])` gives 最, so the decoder bans 最 outright (最近 and 最后 too:
+    stricter than the metric, which sees what follows). Other patterns raise."""
+    return [_literal_start(entry[3:]) if entry.startswith("re:") else entry for entry in banned_entries(path)]
 
 
 def find_violations(text: str) -> list[str]:
     """The banned entries that text breaks (empty list: compliant)."""
     return [entry for entry, pattern in banned_patterns() if pattern.search(text)]
+
+
+# A literal (no regex syntax) optionally followed by one negative lookahead: the only patterns a decoder can ban.
+_LITERAL_THEN_LOOKAHEAD = re.compile(r"(?P<literal>[^\\()\[\]{}.*+?|^$]+)(?:\(\?![^()]*\))?")
+
+
+def _literal_start(pattern: str) -> str:
+    """The literal characters a regex starts with, when a negative lookahead is all that follows them."""
+    match = _LITERAL_THEN_LOOKAHEAD.fullmatch(pattern)
+    if match is None:
+        raise ValueError(f"banned word pattern {pattern!r}: only a literal, optionally followed by a negative "
+                         "lookahead, can be banned while decoding")
+    return match["literal"]
