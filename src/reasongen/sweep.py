@@ -212,7 +212,8 @@ class Sweep:
                 # checkpoints per trial: two workers may train the same configuration at once
                 finetune.run(cfg, self.prepared_dir, self.base_dir, out_dir, out_dir / "checkpoints",
                              callbacks=[pruning])
-                generator = Generator.from_dir(out_dir / "model", dict(cfg.generation))
+                generator = Generator.from_dir(out_dir / "model", dict(cfg.generation),
+                                               trust_remote_code=cfg.model.trust_remote_code)
                 texts = generator.generate(self.val_rows, progress=False)
                 scores = metrics.score(texts, self.val_rows, **metrics.options(cfg, self.lexicon))
                 value = metrics.objective(scores, cfg.evaluate.objective)

@@ -23,8 +23,9 @@ class Generator:
         self.checks = checks
 
     @classmethod
-    def from_dir(cls, model_dir: str | Path, generation: dict[str, Any] | None = None) -> Generator:
-        model, tokenizer, meta = model_io.load_model(model_dir, model_io.default_device())
+    def from_dir(cls, model_dir: str | Path, generation: dict[str, Any] | None = None,
+                 trust_remote_code: bool = False) -> Generator:
+        model, tokenizer, meta = model_io.load_model(model_dir, model_io.default_device(), trust_remote_code)
         generation = {"max_source_length": meta.get("max_source_length"), **(generation or {})}
         if "length_bounds" not in meta or "checked_keys" not in generation:
             raise ValueError(f"{model_dir}: needs a fine-tuned reasongen model folder (with length_bounds) and "

@@ -27,8 +27,9 @@ class ExplainGenerator:
         self.generation = dict(generation)
 
     @classmethod
-    def from_dir(cls, model_dir: str | Path, generation: dict[str, Any] | None = None) -> ExplainGenerator:
-        model, tokenizer, meta = model_io.load_model(model_dir, model_io.default_device())
+    def from_dir(cls, model_dir: str | Path, generation: dict[str, Any] | None = None,
+                 trust_remote_code: bool = False) -> ExplainGenerator:
+        model, tokenizer, meta = model_io.load_model(model_dir, model_io.default_device(), trust_remote_code)
         profiles = read_json(Path(model_dir) / PROFILES_FILE)
         return cls(model, tokenizer, profiles, {"max_source_length": meta.get("max_source_length"),
                                                 **(generation or {})})

@@ -77,8 +77,10 @@ def fit(
 ) -> pl.Trainer:
     """Train with early stopping on val_loss (trainer_cfg: the `trainer` config group; patience overrides its
     patience), resuming from checkpoint_dir/last.ckpt if a crash left one; load the best weights back into
-    `module`, write the loss curves to curve_dir, delete the checkpoints (the last two on rank 0 only: with several
-    processes, each stage writes its outputs from rank 0 alone)."""
+    `module` and write the loss curves to curve_dir (on rank 0 only: with several processes, each stage writes its
+    outputs from rank 0 alone). The checkpoints stay until the stage has saved its model (remove_checkpoints), so
+    that a kill before then loses no training. Checkpoints load as tensors and plain data only (weights_only): a
+    planted pickle runs no code."""
     recorder = CurveRecorder()
     # `best` is checked after validation only: a run stopped by max_steps before any validation keeps its last
     # weights. `last.ckpt` is written every few steps so that a crash loses little.
@@ -111,15 +113,19 @@ def fit(
         print(f"resuming from {resume}")
     # from_pretrained / load_model give eval-mode models, and Lightning keeps the mode it finds (dropout off)
     module.train()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     if best.best_model_path:  # every rank: the same best weights everywhere
-        state = torch.load(best.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
+        state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
     trainer.strategy.barrier("best weights loaded")  # no rank deletes the checkpoints another is still reading
     if trainer.is_global_zero:
         recorder.write(curve_dir)
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return trainer
+
+
+def remove_checkpoints(checkpoint_dir: Path) -> None:
+    """Delete a run's checkpoints once its stage has saved the model they led to (rank 0, after save_model)."""
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
 
 
 def train_lm(
