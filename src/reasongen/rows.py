@@ -189,3 +189,9 @@ def mean(numbers: Iterable[int]) -> float:
 def text_field(value: Any) -> str | None:
     """A request field as text; pandas fills fields a row leaves out with NaN / None."""
     return value.strip() or None if isinstance(value, str) else None
+
+
+def is_missing(value: Any) -> bool:
+    """An optional request field left out: absent or null, NaN (how pandas fills a field other rows give), or blank."""
+    return value is None or (isinstance(value, float) and value != value) or (isinstance(value, str) and not
+                                                                               value.strip())
