@@ -55,7 +55,7 @@ def test_explain_rows_need_ids_and_a_text_feature() -> None:
 @pytest.mark.parametrize(("records", "params", "reason"), [
     ([], None, "no rows"),
     ([{"content": "类型#裙"}] * 3, None, "3 rows in one request; at most serving.max_rows=2"),
-    ([{"content": "类型#裙*颜色#" + "蓝" * 30}], None, "row 0: content has 38 characters; at most serving.max_field_chars=20"),
+    ([{"content": "类型#裙*颜色#" + "蓝" * 30}], None, "row 0: content has 38 characters; at most serving.max_field"),
     ([{"content": "类型#裙"}], {"max_new_tokens": 17}, "max_new_tokens=17"),
     ([{"content": "类型#裙"}], {"max_new_tokens": 0}, "max_new_tokens=0"),
     ([{"content": "类型#裙"}], {"temperature": 0.0}, "temperature=0.0"),
