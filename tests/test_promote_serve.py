@@ -192,3 +192,20 @@ def test_recorded_scores_stand_in_only_for_the_same_test_rows(monkeypatch) -> No
     run.data.params = params
     monkeypatch.setattr(tracking, "data_hash", lambda: "other")  # other raw data
     assert promote.recorded_scores(client, "m", "1", cfg) is None
+
+
+def test_a_version_accepted_after_a_rejection_keeps_no_rejected_tag(tmp_path) -> None:
+    """Promotion's tags say the latest decision: accepting a version once rejected removes its `rejected` reasons."""
+    from reasongen.promote import Decision, record
+
+    client = store_client(tmp_path)
+    client.create_registered_model("m")
+    version = client.create_model_version("m", source=str(tmp_path)).version
+    cfg = OmegaConf.create({"evaluate": {"objective": {"name": "bleu4"}}})
+    record(client, "m", Decision(version, None, accepted=False, reasons=["objective 1 < 2"],
+                                 scores={"candidate": {"bleu4": 1.0}}), cfg)
+    assert client.get_model_version("m", version).tags["rejected"] == "objective 1 < 2"
+    record(client, "m", Decision(version, None, accepted=True, scores={"candidate": {"bleu4": 3.0}}), cfg)
+    tags = client.get_model_version("m", version).tags
+    assert tags["promotion"] == "accepted" and "rejected" not in tags
+    assert client.get_model_version_by_alias("m", "champion").version == version
