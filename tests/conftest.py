@@ -131,6 +131,14 @@ def tiny_model():
     return build
 
 
+def record_figure(probe: str, **figures) -> None:
+    """Append a probe's figures to $REASONGEN_FIGURES (JSON Lines), when set: what docs/reliability.md reports."""
+    target = os.environ.get("REASONGEN_FIGURES")
+    if target:
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"probe": probe, **figures}, ensure_ascii=False) + "\n")
+
+
 def store_client(work: Path):
     """An MLflow client on the embedded store (tracking and registry) of a pipeline copy."""
     import mlflow

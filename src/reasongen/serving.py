@@ -172,7 +172,8 @@ def one_line_errors(send):
         text = b"".join(chunks).decode("utf-8", errors="replace")
         try:
             found = json.loads(text)
-            code, reason = found.get("error_code", "BAD_REQUEST"), str(found.get("message", text))
+            code = found.get("error_code", "BAD_REQUEST")
+            reason = str(found.get("message") or found.get("detail") or text)
         except (ValueError, AttributeError):
             code, reason = "BAD_REQUEST" if start["status"] < 500 else "INTERNAL_ERROR", text
         await reply(send, start["status"], code, one_line(reason))
