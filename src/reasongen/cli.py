@@ -179,7 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     if "-m" in argv or "--multirun" in argv:  # what every Hydra user tries first
         print(f"reasongen: -m/--multirun: {SWEEP_HINT}", file=sys.stderr)
         return 2
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # overrides after an option (`stage finetune --params p.yaml finetune.epochs=1`) are overrides too
+        if not hasattr(args, "overrides") or any(item.startswith("-") for item in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
     from reasongen import commands
 
     try:

@@ -68,8 +68,9 @@ def data(args: argparse.Namespace) -> int:
 def stage(args: argparse.Namespace) -> int:
     # the stage sees only the params its dvc.yaml entry lists, and may be given overrides of those only
     declared = declared_params(args.name)
+    cfg = load_params(args.params, args.overrides)  # first: a typo gets its closest key
     check_within(args.overrides, declared, args.name)
-    cfg = restrict(load_params(args.params, args.overrides), declared, args.name)
+    cfg = restrict(cfg, declared, args.name)
     importlib.import_module(f"reasongen.stages.{args.name}").run(cfg)
     return 0
 
