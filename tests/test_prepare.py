@@ -236,3 +236,30 @@ def test_first_300_real_rows(tmp_path: Path) -> None:
     first = next(row for row in rows["train"] + rows["val"] + rows["test"] if row["line"] == 1)
     assert first["content"] == "类型#裤*版型#宽松*风格#性感*图案#线条*裤型#阔腿裤"
     assert first["summary"].startswith("宽松的阔腿裤这两年真的吸粉不少")
+
+
+@pytest.mark.parametrize("lines", [[], [b"{not json\n", b"[1]\n", line("没有属性")]], ids=["empty", "all bad"])
+def test_prepare_stops_when_no_row_is_usable_and_keeps_the_reasons(tmp_path: Path, lines: list[bytes]) -> None:
+    with pytest.raises(ValueError, match="no usable row among") as stopped:
+        run_prepare(tmp_path, lines)
+    assert len(read_jsonl(tmp_path / "prepared" / "quarantine.jsonl")) == len(lines)  # written before the stop
+    assert "\n" not in str(stopped.value)
+
+
+def test_prepare_stops_past_the_quarantined_share(tmp_path: Path) -> None:
+    lines = [line(product(i)) for i in range(3)] + [b"{not json\n", b"[1]\n"]
+    with pytest.raises(ValueError, match=r"2 of 5 rows quarantined \(40%, more than data.max_quarantined_share=0.25\)"
+                       r" \(invalid json 1, not an object 1"):
+        run_prepare(tmp_path, lines)
+    assert run_prepare(tmp_path, lines, "data.max_quarantined_share=0.5")["quarantined"] == 2
+
+
+def test_the_stage_command_stops_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from reasongen.cli import main
+
+    write_raw(tmp_path / prepare.RAW_PATH, [b"{not json\n", b"\xff\n"])
+    monkeypatch.chdir(tmp_path)  # no dvc.yaml here: the stage gets every param
+    assert main(["stage", "prepare", "--params", str(CONF_DIR.parent / "params.yaml")]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # above it: the progress bar
+    assert last.startswith("data/advertisegen.jsonl: no usable row among 2 line(s) (invalid json 1, invalid utf-8 1")
