@@ -5,23 +5,18 @@ judged on avg_length with no tolerance (a longer greedy continuation extends the
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from contextlib import contextmanager
 
 import mlflow
 import pytest
-from conftest import BIN, record_figure, run, store_client
+from conftest import BIN, JSON, ping, post, record_figure, run, served, store_client
 from omegaconf import OmegaConf
 
 from reasongen.promote import gate_failures
 
 NAME = "reasongen-adgen"
-JSON = "application/json"
 GATES = ["promote.max_examples=6", "promote.tolerance=0", "evaluate.objective.name=avg_length",
          "promote.max_hallucination_rate=100", "promote.max_violation_rate=100",
          "promote.max_attribute_hallucination_rate=100", "promote.max_product_type_mismatch_rate=100",
@@ -105,54 +100,6 @@ def test_promotion_first_worse_then_better_candidate(registry) -> None:
     assert client.get_model_version_by_alias(NAME, "previous").version == first
     lineage = client.get_model_version(NAME, better).tags
     assert {"git_commit", "data_hash", "config_hash", "source_run_id"} <= set(lineage)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def post(url: str, body: bytes, content_type: str = JSON, method: str = "POST") -> tuple[int, str]:
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type}, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
-@contextmanager
-def served(work, env, command: list[str]):
-    """A model server (command + --host/--port) on a free loopback port, its tracking URI the pipeline's store;
-    yields the base URL once /ping answers."""
-    port = free_port()
-    serve_env = {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-                 "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
-    server = subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(port)],
-                              cwd=work, env=serve_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 180
-        while not ping(base):
-            assert server.poll() is None, server.stdout.read().decode()[-3000:]
-            assert time.time() < deadline, "the model server did not come up within 180 s"
-            time.sleep(1)
-        yield base
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-
-
-def ping(base: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{base}/ping", timeout=5) as response:
-            return response.status == 200
-    except (urllib.error.URLError, ConnectionError):
-        return False
 
 
 def records_body(records: list[dict], **extra) -> bytes:

@@ -50,6 +50,11 @@ def is_group(override, folder: Path) -> bool:
     return not getattr(override, "is_value_path", False) and (folder / override.key_or_group).is_dir()
 
 
+def group_names(folder: Path) -> list[str]:
+    """The config groups of conf/ (none outside a checkout)."""
+    return [path.name for path in folder.iterdir() if path.is_dir()] if folder.is_dir() else []
+
+
 def check_option(override, folder: Path) -> None:
     """A group option that conf/ has, else a UserError naming the closest one."""
     if override.is_delete():
@@ -143,9 +148,8 @@ def compose(overrides: Sequence[str] = (), config_dir: str | Path | None = None)
     values = [o for o in parsed if not is_group(o, folder)]
     if values:
         base = OmegaConf.to_container(_hydra_compose([o.input_line for o in groups], folder), resolve=False)
-        names = [path.name for path in folder.iterdir() if path.is_dir()]
         for override in values:
-            check_value(override, base, names)
+            check_value(override, base, group_names(folder))
     return _hydra_compose(list(overrides), folder)
 
 
@@ -181,7 +185,7 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str], config_dir: str |
             OmegaConf.update(result, section, composed, merge=False, force_add=True)
             continue
         key = override.key_or_group
-        check_value(override, OmegaConf.to_container(result), [p.name for p in folder.iterdir() if p.is_dir()])
+        check_value(override, OmegaConf.to_container(result), group_names(folder))
         if override.is_delete():
             parent, _, leaf = key.rpartition(".")
             node = OmegaConf.select(result, parent) if parent else result
