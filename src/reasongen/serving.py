@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 LIMIT_KEYS = ("max_rows", "max_body_bytes", "max_field_chars", "max_new_tokens")
@@ -15,6 +15,7 @@ LIMIT_KEYS = ("max_rows", "max_body_bytes", "max_field_chars", "max_new_tokens")
 # one request generates at a time (the server's event loop stays free to answer others, e.g. /ping)
 GENERATE_LOCK = threading.Lock()
 MAX_MESSAGE_CHARS = 300
+Row = dict[str, Any]
 
 
 def request_error(message: str) -> Exception:
@@ -77,6 +78,21 @@ def check_request(records: list[dict[str, Any]], params: Mapping[str, Any] | Non
     if params.get("top_p") is not None and not 0 < params["top_p"] <= 1:
         raise request_error(f"top_p={params['top_p']}; it must be in (0, 1]")
     return params
+
+
+def request_rows(model_input: Any, params: Mapping[str, Any] | None, limits: Mapping[str, Any],
+                 request_row: Callable[[Row], Row]) -> tuple[list[Row], dict[str, Any]]:
+    """(rows, decoding params) of a request to a pyfunc model: within limits (check_request), each record made a row
+    by the task's request_row; else request_error naming the row and what is wrong with it."""
+    records = model_input.to_dict(orient="records") if hasattr(model_input, "to_dict") else list(model_input)
+    overrides = check_request(records, params, limits)
+    rows = []
+    for index, record in enumerate(records):
+        try:
+            rows.append(request_row(record))
+        except ValueError as error:
+            raise request_error(f"row {index}: {error}") from None
+    return rows, overrides
 
 
 def one_line(message: str) -> str:

@@ -23,14 +23,7 @@ class ExplainModel(mlflow.pyfunc.PythonModel):
                                                    trust_remote_code=bool(config.get("trust_remote_code")))
 
     def predict(self, context, model_input, params: dict[str, Any] | None = None) -> list[str]:
-        records = model_input.to_dict(orient="records") if hasattr(model_input, "to_dict") else list(model_input)
-        overrides = serving.check_request(records, params, self.limits)
-        rows = []
-        for index, record in enumerate(records):
-            try:
-                rows.append(request_row(record))
-            except ValueError as error:
-                raise serving.request_error(f"row {index}: {error}") from None
+        rows, overrides = serving.request_rows(model_input, params, self.limits, request_row)
         with serving.GENERATE_LOCK:
             return self.generator.explain(rows, progress=False, **overrides)
 
