@@ -258,11 +258,11 @@ def post(url: str, body: bytes, content_type: str = JSON, method: str = "POST") 
 
 @contextmanager
 def served(work, env, command: list[str]):
-    """A model server (command + --host/--port) on a free loopback port, its tracking URI the pipeline's store;
-    yields the base URL once /ping answers."""
+    """A model server (command + --host/--port) on a free loopback port, its tracking URI env's or else the
+    pipeline copy's store; yields the base URL once /ping answers."""
     port = free_port()
-    serve_env = {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-                 "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
+    serve_env = {"MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}", **env,  # env's own URI wins
+                 "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     server = subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(port)],
                               cwd=work, env=serve_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
