@@ -22,7 +22,7 @@ from reasongen.config import (
     write_params,
 )
 from reasongen.errors import UserError, at_line
-from reasongen.io import read_jsonl, write_json, write_jsonl
+from reasongen.io import write_json, write_jsonl
 from reasongen.rows import read_objects
 from reasongen.text.attributes import value_lexicon
 
@@ -120,7 +120,7 @@ def evaluate(args: argparse.Namespace) -> int:
         raise UserError(f"{args.predictions} has {len(predictions)} lines but {args.references} has "
                         f"{len(references)}: one prediction per reference, in the same order")
     cfg = load_params(args.params) if Path(args.params).exists() else compose()
-    train = read_jsonl(args.train) if args.train.exists() else references
+    train = input_rows(args.train, reference_row) if args.train.exists() else references
     scores = metrics.score(predictions, references, **metrics.options(cfg, value_lexicon(train)))
     output = args.output or args.predictions.with_suffix(".metrics.json")
     write_json(output, scores)

@@ -164,7 +164,12 @@ def load_params(path: str | Path = PARAMS_FILE, overrides: Sequence[str] = (),
     """params.yaml as a DictConfig, with overrides applied as apply_overrides does (`finetune.epochs=1`)."""
     if not Path(path).is_file():
         raise UserError(f"{path}: no such params file (write it with `reasongen params`, or pass --params)")
-    cfg = OmegaConf.load(path)
+    try:
+        cfg = OmegaConf.load(path)
+    except Exception as error:  # noqa: BLE001 - YAML's and OmegaConf's errors alike: not a params file
+        raise UserError(f"{path}: not a params file ({first_line(error)})") from None
+    if not isinstance(cfg, DictConfig):
+        raise UserError(f"{path}: not a params file (a YAML mapping of sections)")
     return apply_overrides(cfg, overrides, config_dir) if overrides else cfg
 
 
