@@ -9,7 +9,7 @@ import pytest
 
 from reasongen.cli import main
 
-COMMANDS = ("params", "data", "stage", "generate", "evaluate")
+COMMANDS = ("params", "data", "stage", "generate", "evaluate", "explain", "serve")
 
 
 @pytest.mark.parametrize("command", ("", *COMMANDS))
