@@ -173,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     exit code 2, without a traceback (REASONGEN_DEBUG=1 shows it)."""
     offline_defaults()
     argv = sys.argv[1:] if argv is None else list(argv)
-    from reasongen.config import SWEEP_HINT
     from reasongen.errors import UserError
+    from reasongen.overrides import SWEEP_HINT
 
     if "-m" in argv or "--multirun" in argv:  # what every Hydra user tries first
         print(f"reasongen: -m/--multirun: {SWEEP_HINT}", file=sys.stderr)

@@ -153,7 +153,7 @@ def explain(args: argparse.Namespace) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     from reasongen import serving
-    from reasongen.config import parse_overrides
+    from reasongen.overrides import parse_overrides
 
     # `serving.max_rows=4`: changes to the limits registered with the model, checked as strictly as any override
     blank = OmegaConf.create({"serving": dict.fromkeys(serving.LIMIT_KEYS)})
