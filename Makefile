@@ -12,7 +12,7 @@ export HF_EVALUATE_OFFLINE ?= 1
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help install params data run repro test test-slow lint metrics plots ui sweep promote serve team-up team-down clean
+.PHONY: help install params data run repro test test-slow lint audit metrics plots ui sweep promote serve team-up team-down clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,6 +25,14 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv with the pinned dependencies
+
+# pip-audit in a venv of its own: it audits requirements.lock without touching the project's environment
+AUDIT := .venv-audit
+AUDIT_STAMP := $(AUDIT)/.installed
+$(AUDIT_STAMP):
+	$(PYTHON) -m venv $(AUDIT)
+	$(AUDIT)/bin/pip install -q pip-audit
+	touch $(AUDIT_STAMP)
 
 TEAM_STAMP := $(VENV)/.team-installed
 $(TEAM_STAMP): $(STAMP)
@@ -49,11 +57,14 @@ repro: run
 test: $(STAMP)  ## the test suite (offline, CPU; without the slow tests)
 	$(BIN)/python -m pytest -q $(ARGS)
 
-test-slow: $(TEAM_STAMP)  ## the slow tests: DDP on 2 CPU processes, PostgreSQL + MLflow server (starts them)
+test-slow: $(TEAM_STAMP) $(AUDIT_STAMP)  ## the slow tests: DDP, PostgreSQL + MLflow server, kills, serving load, pip-audit
 	$(BIN)/python -m pytest -q -m slow $(ARGS)
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check src tests
+
+audit: $(AUDIT_STAMP)  ## pip-audit of requirements.lock (needs PyPI's JSON API or OSV; docs/reliability.md)
+	$(AUDIT)/bin/pip-audit -r requirements.lock --no-deps --disable-pip
 
 metrics: $(STAMP)  ## dvc metrics show (model and baselines; prepare and finetune summaries)
 	$(BIN)/dvc metrics show outputs/evaluate/metrics.json
@@ -74,9 +85,9 @@ promote: $(STAMP)  ## gate the latest registered version against the champion; m
 	$(BIN)/reasongen promote $(ARGS)
 
 SERVE_PORT ?= 5001
-serve: $(STAMP)  ## serve models:/reasongen-adgen@champion on http://127.0.0.1:$(SERVE_PORT)/invocations
-	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db} $(BIN)/mlflow models serve \
-		-m models:/reasongen-adgen@champion --env-manager local --host 127.0.0.1 --port $(SERVE_PORT)
+serve: $(STAMP)  ## serve models:/reasongen-adgen@champion on http://127.0.0.1:$(SERVE_PORT)/invocations (with limits)
+	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db} $(BIN)/reasongen serve \
+		--model models:/reasongen-adgen@champion --host 127.0.0.1 --port $(SERVE_PORT) $(ARGS)
 
 TEAM_PORT ?= 5000
 team-up: $(TEAM_STAMP)  ## PostgreSQL + an MLflow server on http://127.0.0.1:$(TEAM_PORT) (prints how to use them)

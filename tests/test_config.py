@@ -13,7 +13,7 @@ from reasongen.config import compose, config_hash, flatten, load_params, to_cont
 CONF = Path(__file__).resolve().parents[1] / "conf"
 REPO = CONF.parent
 GROUPS = ("data", "tokenizer", "model", "pretrain", "peft", "finetune", "trainer", "generation", "evaluate",
-          "tracking")
+          "tracking", "serving")
 
 
 def options(group: str) -> list[str]:

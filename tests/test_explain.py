@@ -168,6 +168,17 @@ def test_prepare_stage_rejects_data_that_is_not_the_pinned_file(tmp_path: Path, 
                             out_dir=tmp_path / "out")
 
 
+def test_prepare_stage_stops_when_too_many_reviews_are_bad(tmp_path: Path, tiny_cfg) -> None:
+    from reasongen.stages import explain_prepare
+
+    raw = tmp_path / "reviews.jsonl"
+    raw.write_text("{not json\n" + json.dumps(make_reviews()[0]) + "\n[1]\n", encoding="utf-8")
+    cfg = tiny_cfg(explain={"data": {"shared_file": str(raw), "sha256": None}})
+    with pytest.raises(ValueError, match=r"2 of 3 rows quarantined .* explain.data.max_quarantined_share=0.25"):
+        explain_prepare.run(cfg, out_dir=tmp_path / "out")
+    assert len(read_jsonl(tmp_path / "out" / "quarantine.jsonl")) == 2  # the reasons stay behind
+
+
 # --- metrics ------------------------------------------------------------------------------------------------------
 
 def test_bleu_matches_hand_computed_corpus_values() -> None:

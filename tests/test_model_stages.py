@@ -178,6 +178,51 @@ def test_finetune_refuses_virtual_tokens_beyond_the_context(built_base, tiny_cfg
     assert finetune_into(cfg, tiny_prepared, built_base, tmp_path / "fits")["steps"] == 3
 
 
+class CountBatches(Callback):
+    def __init__(self):
+        self.batches = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.batches += 1
+
+
+def test_a_save_cut_short_loses_no_training_and_the_rerun_resumes(built_base, tiny_cfg, tiny_prepared, tmp_path,
+                                                                  monkeypatch):
+    """The model is written to a scratch folder and renamed into place, and the checkpoints go only after that: a
+    save that dies half-way (here: after the weights, before the tokenizer) leaves the previous model folder as it
+    was and every checkpoint; the rerun resumes from them (no batch trained again) and saves what a run without the
+    interruption saves."""
+    from transformers import PreTrainedModel
+
+    cfg = bpe_cfg(tiny_cfg, "peft=none", finetune={"max_steps": 4}, trainer={"checkpoint_every_n_steps": 2})
+    finetune_into(cfg, tiny_prepared, built_base, tmp_path / "straight")
+    out = tmp_path / "ft"
+    (out / "model").mkdir(parents=True)
+    (out / "model" / "previous.txt").write_text("the model of an earlier run")
+    save_pretrained = PreTrainedModel.save_pretrained
+
+    def dies_after_the_weights(self, *args, **kwargs):
+        save_pretrained(self, *args, **kwargs)
+        raise KeyboardInterrupt("killed during the save")
+
+    monkeypatch.setattr(PreTrainedModel, "save_pretrained", dies_after_the_weights)
+    with pytest.raises(KeyboardInterrupt):
+        finetune_into(cfg, tiny_prepared, built_base, out)
+    assert [p.name for p in (out / "model").iterdir()] == ["previous.txt"]  # untouched, not half-replaced
+    assert [p.name for p in out.parent.glob("ft-checkpoints/*/last.ckpt")] == ["last.ckpt"]
+    monkeypatch.setattr(PreTrainedModel, "save_pretrained", save_pretrained)
+
+    counter = CountBatches()
+    summary = finetune_into(cfg, tiny_prepared, built_base, out, callbacks=[counter])
+    assert counter.batches == 0 and summary["steps"] == 4  # resumed at the end of training: nothing retrained
+    assert not (out / "model" / "previous.txt").exists()
+    assert weights(out / "model").keys() == weights(tmp_path / "straight" / "model").keys()
+    for key, value in weights(tmp_path / "straight" / "model").items():
+        assert torch.equal(weights(out / "model")[key], value), key
+    assert not any((tmp_path / "ft-checkpoints").iterdir())  # removed once the model is saved
+    assert not list(out.glob(".model.*"))  # no scratch folder left behind
+
+
 # --- from a pretrained folder ------------------------------------------------------------------------------
 
 

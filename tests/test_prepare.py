@@ -86,8 +86,11 @@ def bad_file_lines() -> list[bytes]:
     return lines
 
 
+ANY_SHARE = "data.max_quarantined_share=null"  # these files are mostly bad rows on purpose
+
+
 def test_each_bad_row_is_quarantined_with_its_line_and_reason(tmp_path: Path) -> None:
-    stats = run_prepare(tmp_path, bad_file_lines())
+    stats = run_prepare(tmp_path, bad_file_lines(), ANY_SHARE)
     quarantine = read_jsonl(tmp_path / "prepared" / "quarantine.jsonl")
     assert {record["line"]: record["reason"] for record in quarantine} == {
         number: reason for number, (_, reason) in BAD_LINES.items()
@@ -104,7 +107,7 @@ def test_each_bad_row_is_quarantined_with_its_line_and_reason(tmp_path: Path) ->
 
 
 def test_quarantine_raw_is_truncated(tmp_path: Path) -> None:
-    run_prepare(tmp_path, [line(product(1)), line("没有属性", "长" * 2000)])
+    run_prepare(tmp_path, [line(product(1)), line("没有属性", "长" * 2000)], ANY_SHARE)
     (record,) = read_jsonl(tmp_path / "prepared" / "quarantine.jsonl")
     assert record["line"] == 2 and record["reason"] == "bad attributes"
     assert len(record["raw"]) == rows.RAW_PREVIEW_CHARS
@@ -121,7 +124,7 @@ def test_rows_are_normalised(tmp_path: Path) -> None:
 
 
 def test_max_rows_applies_before_validation(tmp_path: Path) -> None:
-    stats = run_prepare(tmp_path, bad_file_lines(), "data.max_rows=4")
+    stats = run_prepare(tmp_path, bad_file_lines(), "data.max_rows=4", ANY_SHARE)
     assert (stats["rows_in"], stats["kept"], stats["quarantined"]) == (4, 1, 3)
 
 
@@ -233,3 +236,30 @@ def test_first_300_real_rows(tmp_path: Path) -> None:
     first = next(row for row in rows["train"] + rows["val"] + rows["test"] if row["line"] == 1)
     assert first["content"] == "类型#裤*版型#宽松*风格#性感*图案#线条*裤型#阔腿裤"
     assert first["summary"].startswith("宽松的阔腿裤这两年真的吸粉不少")
+
+
+@pytest.mark.parametrize("lines", [[], [b"{not json\n", b"[1]\n", line("没有属性")]], ids=["empty", "all bad"])
+def test_prepare_stops_when_no_row_is_usable_and_keeps_the_reasons(tmp_path: Path, lines: list[bytes]) -> None:
+    with pytest.raises(ValueError, match="no usable row among") as stopped:
+        run_prepare(tmp_path, lines)
+    assert len(read_jsonl(tmp_path / "prepared" / "quarantine.jsonl")) == len(lines)  # written before the stop
+    assert "\n" not in str(stopped.value)
+
+
+def test_prepare_stops_past_the_quarantined_share(tmp_path: Path) -> None:
+    lines = [line(product(i)) for i in range(3)] + [b"{not json\n", b"[1]\n"]
+    with pytest.raises(ValueError, match=r"2 of 5 rows quarantined \(40%, more than data.max_quarantined_share=0.25\)"
+                       r" \(invalid json 1, not an object 1"):
+        run_prepare(tmp_path, lines)
+    assert run_prepare(tmp_path, lines, "data.max_quarantined_share=0.5")["quarantined"] == 2
+
+
+def test_the_stage_command_stops_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from reasongen.cli import main
+
+    write_raw(tmp_path / prepare.RAW_PATH, [b"{not json\n", b"\xff\n"])
+    monkeypatch.chdir(tmp_path)  # no dvc.yaml here: the stage gets every param
+    assert main(["stage", "prepare", "--params", str(CONF_DIR.parent / "params.yaml")]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # above it: the progress bar
+    assert last.startswith("data/advertisegen.jsonl: no usable row among 2 line(s) (invalid json 1, invalid utf-8 1")

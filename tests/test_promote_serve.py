@@ -5,17 +5,13 @@ judged on avg_length with no tolerance (a longer greedy continuation extends the
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from contextlib import contextmanager
 
 import mlflow
 import pytest
-from conftest import BIN, run, store_client
+from conftest import BIN, JSON, ping, post, record_figure, run, served, store_client
 from omegaconf import OmegaConf
 
 from reasongen.promote import gate_failures
@@ -106,68 +102,102 @@ def test_promotion_first_worse_then_better_candidate(registry) -> None:
     assert {"git_commit", "data_hash", "config_hash", "source_run_id"} <= set(lineage)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def post(url: str, body: bytes) -> tuple[int, str]:
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
+def records_body(records: list[dict], **extra) -> bytes:
+    return json.dumps({"dataframe_records": records, **extra}, ensure_ascii=False).encode()
 
 
 @contextmanager
-def served(work, env, model_uri: str):
-    """`mlflow models serve` of model_uri on a free loopback port (its tracking URI from env); yields the base URL
-    once /ping answers."""
-    port = free_port()
-    serve_env = {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    server = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", model_uri,
-                               "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
-                              cwd=work, env=serve_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+def tracking_store(work):
+    """This process's MLflow URIs on the pipeline's store, for the duration."""
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     try:
-        deadline = time.time() + 180
-        while True:
-            assert server.poll() is None, server.stdout.read().decode()[-3000:]
-            try:
-                with urllib.request.urlopen(f"{base}/ping", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            assert time.time() < deadline, "the model server did not come up within 180 s"
-            time.sleep(2)
-        yield base
+        yield
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
 
 
-GOOD_REQUEST = json.dumps({"dataframe_records": [{"content": "类型#裙*颜色#蓝色*风格#清新", "aspect": "显瘦"}]},
-                          ensure_ascii=False).encode()
+def test_served_texts_are_the_evaluated_ones(registry, tmp_path) -> None:
+    """The pipeline's own registered version, asked without params for the rows its evaluate stage scored, writes
+    the very texts that stage wrote (sampled candidates, seeded): through the pyfunc API, a request to
+    `mlflow models serve`, and `reasongen generate`. Hard-coded param defaults (do_sample, 128 tokens) broke this."""
+    import pandas as pd
+
+    work, env, client = registry
+    version = min(int(v.version) for v in client.search_model_versions(f"name='{NAME}'"))  # dvc repro's
+    uri = f"models:/{NAME}/{version}"
+    evaluated = [json.loads(line) for line in (work / "outputs/evaluate/predictions.jsonl").read_text().splitlines()]
+    expected = [row["model"] for row in evaluated]
+    rows = [{key: row[key] for key in ("content", "aspect", "length_bucket", "keywords")} for row in evaluated]
+    requested = [{**row, "keywords": ",".join(row["keywords"])} for row in rows]  # the signature's string column
+
+    with tracking_store(work):
+        assert mlflow.pyfunc.load_model(uri).predict(pd.DataFrame(requested)) == expected
+    with served(work, env, [str(BIN / "mlflow"), "models", "serve", "-m", uri, "--env-manager", "local"]) as base:
+        status, text = post(f"{base}/invocations", records_body(requested))
+    assert status == 200, text
+    assert json.loads(text)["predictions"] == expected
+    inputs, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    inputs.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    run([sys.executable, "-m", "reasongen", "generate", "--model", uri, "--input", str(inputs), "--output",
+         str(output)], work, env)
+    assert [json.loads(line)["prediction"] for line in output.read_text().splitlines()] == expected
 
 
-def test_served_champion_answers_and_refuses_malformed_requests(registry, champion) -> None:
+GOOD = [{"content": "类型#裙*颜色#蓝色*风格#清新", "aspect": "显瘦"}]
+SERVE_LIMITS = ["serving.max_rows=4", "serving.max_body_bytes=4096", "serving.max_field_chars=200",
+                "serving.max_new_tokens=32"]
+# (what, body, content type, status): each bad request, and the status `reasongen serve` must answer it with
+BAD_REQUESTS = [
+    ("body not JSON", b"{not json", JSON, 400),
+    ("JSON array, not an object", b"[1, 2]", JSON, 400),
+    ("invalid UTF-8 in the body", b'{"dataframe_records": [{"content": "\xff\xfe"}]}', JSON, 400),
+    ("no content column", records_body([{"colour": "蓝"}]), JSON, 400),
+    ("content null", records_body([{"content": None}]), JSON, 400),
+    ("content without key#value pairs", records_body([{"content": "蓝色连衣裙"}]), JSON, 400),
+    ("unknown length_bucket", records_body([{"content": "类型#裙", "length_bucket": "huge"}]), JSON, 400),
+    ("unknown aspect", records_body([{"content": "类型#裙", "aspect": "好看"}]), JSON, 400),
+    ("keywords a list of numbers", records_body([{"content": "类型#裙", "keywords": [1, 2]}]), JSON, 400),
+    ("no rows", records_body([]), JSON, 400),
+    ("5 rows, over max_rows=4", records_body(GOOD * 5), JSON, 400),
+    ("a 300-character field, over max_field_chars=200", records_body([{"content": "类型#" + "裙" * 300}]), JSON, 400),
+    ("a 1 MB body, over max_body_bytes=4096", records_body([{"content": "类型#" + "裙" * 350_000}]), JSON, 413),
+    ("5,000 rows (over max_body_bytes before max_rows)", records_body(GOOD * 5000), JSON, 413),
+    ("max_new_tokens 100000, over the cap of 32", records_body(GOOD, params={"max_new_tokens": 100000}), JSON, 400),
+    ("max_new_tokens 0", records_body(GOOD, params={"max_new_tokens": 0}), JSON, 400),
+    ("max_new_tokens not a number", records_body(GOOD, params={"max_new_tokens": "abc"}), JSON, 400),
+    ("temperature 0", records_body(GOOD, params={"temperature": 0.0}), JSON, 400),
+    ("top_p 2", records_body(GOOD, params={"top_p": 2.0}), JSON, 400),
+    ("an unknown param", records_body(GOOD, params={"bogus": 1}), JSON, 400),
+    ("params not an object", records_body(GOOD, params=[1]), JSON, 400),
+    ("text/plain body", b"content=x", "text/plain", 415),
+    ("a charset other than UTF-8", records_body(GOOD), "application/json; charset=latin-1", 415),
+]
+
+
+def test_served_champion_refuses_bad_requests_with_one_line_and_stays_up(registry, champion) -> None:
     work, env, _ = registry
-    with served(work, {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"},
-                f"models:/{NAME}@champion") as base:
-        status, text = post(f"{base}/invocations", GOOD_REQUEST)
+    command = [sys.executable, "-m", "reasongen", "serve", "--model", f"models:/{NAME}@champion", *SERVE_LIMITS]
+    answered = []
+    with served(work, env, command) as base:
+        for what, body, content_type, expected in BAD_REQUESTS:
+            status, text = post(f"{base}/invocations", body, content_type)
+            answered.append({"request": what, "status": status})
+            assert status == expected, f"{what}: {status} {text}"
+            reason = json.loads(text)
+            assert set(reason) == {"error_code", "message"} and reason["message"], f"{what}: {text}"
+            assert "\n" not in reason["message"] and "Traceback" not in text, f"{what}: {text}"
+            assert ping(base), f"no answer to /ping after: {what}"
+        status, _ = post(f"{base}/invocations", b"", method="GET")
+        answered.append({"request": "GET /invocations", "status": status})
+        assert status == 405
+        status, text = post(f"{base}/invocations", records_body(GOOD * 4, params={"max_new_tokens": 32}))
         assert status == 200, text
-        predictions = json.loads(text)["predictions"]
-        assert len(predictions) == 1 and isinstance(predictions[0], str)
-        status, _ = post(f"{base}/invocations", json.dumps({"dataframe_records": [{"colour": "蓝"}]}).encode())
-        assert 400 <= status < 500
-        status, _ = post(f"{base}/invocations", b"{not json")
-        assert 400 <= status < 500
+        assert len(json.loads(text)["predictions"]) == 4
+    record_figure("bad requests", answered=answered)
 
 
 def test_recorded_scores_stand_in_only_for_the_same_test_rows(monkeypatch) -> None:
@@ -192,3 +222,20 @@ def test_recorded_scores_stand_in_only_for_the_same_test_rows(monkeypatch) -> No
     run.data.params = params
     monkeypatch.setattr(tracking, "data_hash", lambda: "other")  # other raw data
     assert promote.recorded_scores(client, "m", "1", cfg) is None
+
+
+def test_a_version_accepted_after_a_rejection_keeps_no_rejected_tag(tmp_path) -> None:
+    """Promotion's tags say the latest decision: accepting a version once rejected removes its `rejected` reasons."""
+    from reasongen.promote import Decision, record
+
+    client = store_client(tmp_path)
+    client.create_registered_model("m")
+    version = client.create_model_version("m", source=str(tmp_path)).version
+    cfg = OmegaConf.create({"evaluate": {"objective": {"name": "bleu4"}}})
+    record(client, "m", Decision(version, None, accepted=False, reasons=["objective 1 < 2"],
+                                 scores={"candidate": {"bleu4": 1.0}}), cfg)
+    assert client.get_model_version("m", version).tags["rejected"] == "objective 1 < 2"
+    record(client, "m", Decision(version, None, accepted=True, scores={"candidate": {"bleu4": 3.0}}), cfg)
+    tags = client.get_model_version("m", version).tags
+    assert tags["promotion"] == "accepted" and "rejected" not in tags
+    assert client.get_model_version_by_alias("m", "champion").version == version

@@ -12,7 +12,7 @@ import time
 
 import optuna
 import pytest
-from conftest import run
+from conftest import record_figure, run
 from optuna.trial import TrialState
 
 from reasongen.sweep import condition_holds, suggest, with_search_choice
@@ -188,6 +188,8 @@ def test_killed_worker_trial_fails_after_grace_and_a_new_worker_finishes(sweep_r
     assert (dead.info.status, dead.data.tags["optuna_state"]) == ("FAILED", "failed")
     assert dead.data.tags["error"].startswith("worker died")
     assert all(c.info.status == "FINISHED" for c in children if c is not dead)
+    record_figure("kills", kills=[{"kill": "sweep worker, during a trial", "trial": killed.number,
+                                   "resumed": "a new worker failed the dead trial and finished the study"}])
 
 
 def test_study_lock_excludes_others_until_released(tmp_path) -> None:

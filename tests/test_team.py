@@ -14,9 +14,9 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import run
+from conftest import free_port, post, run, served
 from sqlalchemy import text as sql
-from test_promote_serve import GOOD_REQUEST, NAME, free_port, post, promote, register, served
+from test_promote_serve import GOOD, NAME, promote, records_body, register
 from test_sweep import check_shared_study, run_two_workers
 
 from reasongen import team
@@ -71,8 +71,9 @@ def test_pipeline_sweep_promote_and_serve_on_a_team_server(pipeline, team_server
     run_two_workers(work, env, f"hparams_search.storage='{optuna_storage}'")
     result = promote(work, env, version)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    with served(work, env, f"models:/{NAME}@champion") as base:
-        status, text = post(f"{base}/invocations", GOOD_REQUEST)
+    serve = [sys.executable, "-m", "reasongen", "serve", "--model", f"models:/{NAME}@champion"]  # make serve
+    with served(work, env, serve) as base:
+        status, text = post(f"{base}/invocations", records_body(GOOD))
     assert status == 200, text
     assert len(json.loads(text)["predictions"]) == 1
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 STAGES = ("prepare", "tokenizer", "base_model", "finetune", "evaluate", "register",
@@ -22,6 +23,7 @@ EPILOG = """examples:
   reasongen explain --model outputs/explain/finetune/model --input pairs.jsonl --output out.jsonl --no-feature
   reasongen sweep hparams_search.n_trials=20 'hparams_search.space.peft.choices=[lora,ia3]'
   reasongen promote promote.candidate=3
+  reasongen serve --model models:/reasongen-adgen@champion --port 5001 serving.max_rows=8
 """
 
 
@@ -31,6 +33,23 @@ def offline_defaults() -> None:
                         ("HF_EVALUATE_OFFLINE", "1"), ("MLFLOW_DISABLE_TELEMETRY", "true"),
                         ("TOKENIZERS_PARALLELISM", "false")):
         os.environ.setdefault(name, value)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
+def add_trust_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="let the model folder's own Python code run (transformers' trust_remote_code); only "
+                        "for models you trust: without it, code shipped inside a model is never run")
 
 
 def add_command(commands, name: str, summary: str, description: str) -> argparse.ArgumentParser:
@@ -82,9 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--length", choices=("short", "medium", "long"), help="length bucket for rows that give none")
     generate.add_argument("--no-controls", action="store_true", help="ignore controls in the input")
     generate.add_argument("--greedy", action="store_true", help="greedy decoding instead of the model's saved settings")
-    generate.add_argument("--batch-size", type=int, help="generation batch size")
+    generate.add_argument("--batch-size", type=positive_int, help="generation batch size")
     generate.add_argument("--params", default="params.yaml",
                           help="decoding settings for a model folder (a registered model carries its own)")
+    add_trust_flag(generate)
 
     evaluate = add_command(
         commands, "evaluate", "score predictions against AdvertiseGen-format references",
@@ -113,9 +133,22 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--feature", help="feature for rows that give none")
     explain.add_argument("--no-feature", action="store_true", help="ignore features in the input (system (b))")
     explain.add_argument("--sample", action="store_true", help="top-p sampling instead of the saved (greedy) decoding")
-    explain.add_argument("--batch-size", type=int, help="generation batch size")
+    explain.add_argument("--batch-size", type=positive_int, help="generation batch size")
     explain.add_argument("--params", default="params.yaml",
                          help="decoding settings for a model folder (a registered model carries its own)")
+    add_trust_flag(explain)
+
+    serve = add_command(
+        commands, "serve", "serve a registered model over HTTP on loopback (what `make serve` runs)",
+        "MLflow's scoring server (POST /invocations, GET /ping) for a registered pyfunc model of either task, with "
+        "the limits registered with it (conf/serving/): rows per request, characters per field, max_new_tokens, and "
+        "the body size, refused before it is read. Every bad request gets a 4xx with a one-line reason.")
+    serve.add_argument("--model", required=True, help="models:/reasongen-adgen@champion, models:/reasongen-explain/3, "
+                       "runs:/...")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, loopback)")
+    serve.add_argument("--port", type=positive_int, default=5001)
+    serve.add_argument("overrides", nargs="*", help="changes to the registered limits, e.g. serving.max_rows=4")
+    add_trust_flag(serve)
 
     sweep = add_command(
         commands, "sweep", "Optuna search over Hydra overrides (resumable, failure-tolerant, tracked in MLflow)",
@@ -136,8 +169,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; an error of the user's making (errors.UserError, a missing file) is one line on stderr and
+    exit code 2, without a traceback (REASONGEN_DEBUG=1 shows it)."""
     offline_defaults()
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    from reasongen.errors import UserError
+    from reasongen.overrides import SWEEP_HINT
+
+    if "-m" in argv or "--multirun" in argv:  # what every Hydra user tries first
+        print(f"reasongen: -m/--multirun: {SWEEP_HINT}", file=sys.stderr)
+        return 2
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # overrides after an option (`stage finetune --params p.yaml finetune.epochs=1`) are overrides too
+        if not hasattr(args, "overrides") or any(item.startswith("-") for item in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
     from reasongen import commands
 
-    return commands.dispatch(args)
+    try:
+        return commands.dispatch(args)
+    except (UserError, FileNotFoundError) as error:
+        if os.environ.get("REASONGEN_DEBUG"):
+            raise
+        message = f"{error.filename}: {error.strerror}" if isinstance(error, OSError) and error.filename else error
+        print(f"{message}", file=sys.stderr)
+        return 2

@@ -1,4 +1,5 @@
-"""The composed configuration: Hydra composes conf/ into params.yaml, stages read params.yaml."""
+"""The composed configuration: Hydra composes conf/ into params.yaml, stages read params.yaml. Every override, on
+conf/ or on params.yaml, is checked strictly (overrides.py)."""
 
 from __future__ import annotations
 
@@ -10,21 +11,48 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from reasongen.paths import repo_root
+from reasongen.errors import UserError
+from reasongen.overrides import (
+    check_option,
+    check_value,
+    conf_dir,
+    first_line,
+    group_names,
+    is_group,
+    parse_overrides,
+)
 
 PARAMS_FILE = "params.yaml"
 HEADER = "# Generated from conf/ by `reasongen params`; edit conf/ or pass overrides, then regenerate.\n"
 
 
-def compose(overrides: Sequence[str] = (), config_dir: str | Path | None = None) -> DictConfig:
-    """Compose conf/config.yaml with Hydra overrides (`peft=ia3`, `finetune.lr=1e-3`, `experiment=tiny`)."""
+def _hydra_compose(overrides: Sequence[str], folder: Path) -> DictConfig:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
-    folder = Path(config_dir) if config_dir else repo_root() / "conf"
-    with initialize_config_dir(config_dir=str(folder.resolve())):
-        cfg = hydra_compose(config_name="config", overrides=list(overrides))
-    return cfg
+    try:
+        with initialize_config_dir(config_dir=str(folder.resolve())):
+            return hydra_compose(config_name="config", overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as error:
+        raise UserError(f"{' '.join(overrides)}: {first_line(error)}") from None
+
+
+def compose(overrides: Sequence[str] = (), config_dir: str | Path | None = None) -> DictConfig:
+    """Compose conf/config.yaml with Hydra overrides (`peft=ia3`, `finetune.lr=1e-3`, `experiment=tiny`), strictly:
+    each group option must exist, each key must exist (or be added with `+`) and keep its type."""
+    folder = conf_dir(config_dir)
+    parsed = parse_overrides(overrides)
+    groups = [o for o in parsed if is_group(o, folder)]
+    for override in groups:
+        check_option(override, folder)
+    values = [o for o in parsed if not is_group(o, folder)]
+    if values:
+        base = OmegaConf.to_container(_hydra_compose([o.input_line for o in groups], folder), resolve=False)
+        for override in values:
+            check_value(override, base, group_names(folder))
+    return _hydra_compose(list(overrides), folder)
 
 
 def write_params(cfg: DictConfig, path: str | Path = PARAMS_FILE) -> None:
@@ -33,29 +61,56 @@ def write_params(cfg: DictConfig, path: str | Path = PARAMS_FILE) -> None:
     Path(path).write_text(HEADER + text, encoding="utf-8")
 
 
-def load_params(path: str | Path = PARAMS_FILE, overrides: Sequence[str] = ()) -> DictConfig:
-    """params.yaml as a DictConfig, with optional dotlist overrides (`finetune.epochs=1`)."""
-    cfg = OmegaConf.load(path)
-    if overrides:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
-    return cfg
+def load_params(path: str | Path = PARAMS_FILE, overrides: Sequence[str] = (),
+                config_dir: str | Path | None = None) -> DictConfig:
+    """params.yaml as a DictConfig, with overrides applied as apply_overrides does (`finetune.epochs=1`)."""
+    if not Path(path).is_file():
+        raise UserError(f"{path}: no such params file (write it with `reasongen params`, or pass --params)")
+    try:
+        cfg = OmegaConf.load(path)
+    except Exception as error:  # noqa: BLE001 - YAML's and OmegaConf's errors alike: not a params file
+        raise UserError(f"{path}: not a params file ({first_line(error)})") from None
+    if not isinstance(cfg, DictConfig):
+        raise UserError(f"{path}: not a params file (a YAML mapping of sections)")
+    return apply_overrides(cfg, overrides, config_dir) if overrides else cfg
 
 
 def apply_overrides(cfg: DictConfig, overrides: Sequence[str], config_dir: str | Path | None = None) -> DictConfig:
-    """Hydra-style overrides on an already composed config (params.yaml): `group=option` replaces that section
-    with conf/<group>/<option>.yaml as Hydra composes it, `a.b=value` sets one value (parsed as Hydra does)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parser = OverridesParser.create()
-    folder = Path(config_dir) if config_dir else repo_root() / "conf"
+    """Hydra-style overrides on an already composed config (params.yaml), as strictly as compose: `group=option`
+    (or `group@section=option`) replaces that section with conf/<group>/<option>.yaml as Hydra composes it, `a.b=value`
+    sets one value the config has (parsed as Hydra does, of the same type), `+a.b=value` adds one."""
+    folder = conf_dir(config_dir)
     result = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    for override in overrides:
-        key, _, value = override.lstrip("+").partition("=")
-        if "." not in key and (folder / key).is_dir():
-            result[key] = compose([f"{key}={value}"], config_dir=folder)[key]
+    for override in parse_overrides(overrides):
+        if is_group(override, folder):
+            check_option(override, folder)
+            section = override.package or override.key_or_group
+            composed = OmegaConf.select(_hydra_compose([override.input_line], folder), section)
+            if composed is None:  # a preset such as experiment=tiny sets many sections, not one
+                raise UserError(f"{override.input_line}: this option changes several sections; recompose params.yaml "
+                                f"with `reasongen params {override.input_line.lstrip('+')}`")
+            OmegaConf.update(result, section, composed, merge=False, force_add=True)
+            continue
+        key = override.key_or_group
+        check_value(override, OmegaConf.to_container(result), group_names(folder))
+        if override.is_delete():
+            parent, _, leaf = key.rpartition(".")
+            node = OmegaConf.select(result, parent) if parent else result
+            node.pop(leaf)
         else:
-            OmegaConf.update(result, key, parser.parse_override(f"{key}={value}").value(), force_add=True)
+            OmegaConf.update(result, key, override.value(), merge=False, force_add=True)
     return result
+
+
+def check_within(overrides: Sequence[str], keys: Sequence[str] | None, stage: str) -> None:
+    """Overrides for a stage must be of params it reads (keys: what dvc.yaml lists for it; None: every param): an
+    override of another one would be silently ignored."""
+    if keys is None:
+        return
+    for override in parse_overrides(overrides):
+        key = override.package or override.key_or_group
+        if not any(key == k or key.startswith(f"{k}.") or k.startswith(f"{key}.") for k in keys):
+            raise UserError(f"{override.input_line}: stage {stage} does not read {key} (it reads {', '.join(keys)})")
 
 
 def to_container(cfg: DictConfig | dict) -> dict[str, Any]:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
+import shutil
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +47,30 @@ def write_json(path: str | Path, data: Any) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+@contextmanager
+def atomic_folder(folder: str | Path) -> Iterator[Path]:
+    """Yields a scratch folder beside `folder` to write into; on success it takes folder's place by renames, so that
+    a kill at any moment leaves the old folder or the new one whole, never a half-written one under the name. A
+    scratch folder left by a killed writer is removed by the next one."""
+    folder = Path(folder)
+    scratch, old = folder.with_name(f".{folder.name}.partial"), folder.with_name(f".{folder.name}.old")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    if old.exists() and not folder.exists():  # killed between the two renames: the old folder is whole
+        os.replace(old, folder)
+    for leftover in (scratch, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    scratch.mkdir()
+    try:
+        yield scratch
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    if folder.exists():
+        os.replace(folder, old)  # a folder cannot be renamed over a non-empty one: move the old one aside first
+    os.replace(scratch, folder)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def read_json(path: str | Path) -> Any:

@@ -17,6 +17,7 @@ from reasongen.text.attributes import value_lexicon
 
 CHAMPION = "champion"
 PREVIOUS = "previous"
+REJECTED = "rejected"  # the version tag holding the reasons of a failed promotion
 
 
 @dataclass
@@ -153,9 +154,11 @@ def record(client, name: str, decision: Decision, cfg: DictConfig) -> None:
             client.set_registered_model_alias(name, PREVIOUS, decision.champion)
         client.set_registered_model_alias(name, CHAMPION, candidate)
         client.set_model_version_tag(name, candidate, "promotion", "accepted")
+        if REJECTED in client.get_model_version(name, candidate).tags:  # an earlier decision, no longer true
+            client.delete_model_version_tag(name, candidate, REJECTED)
         print(f"{name} v{candidate} is now {CHAMPION}"
               + (f"; v{decision.champion} is {PREVIOUS}" if decision.champion else ""))
     else:
         client.set_model_version_tag(name, candidate, "promotion", "rejected")
-        client.set_model_version_tag(name, candidate, "rejected", "; ".join(decision.reasons)[:5000])
+        client.set_model_version_tag(name, candidate, REJECTED, "; ".join(decision.reasons)[:5000])
         print(f"{name} v{candidate} rejected: " + "; ".join(decision.reasons))

@@ -16,6 +16,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from reasongen.errors import UserError, at_line
+
 RAW_PREVIEW_CHARS = 500
 _WHITESPACE = re.compile(r"\s+")
 
@@ -34,8 +36,19 @@ def normalize_text(text: str) -> str:
     return _WHITESPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's object hook: a key given twice is an error (json.loads would silently keep the last value)."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise RowError("duplicate key", repr(key))
+        found[key] = value
+    return found
+
+
 def decode_object(line: bytes) -> dict[str, Any]:
-    """One raw line as a JSON object; RowError says why it is not one (shared by every task's prepare stage)."""
+    """One raw line as a JSON object; RowError says why it is not one (shared by every task's prepare stage and the
+    command line's input files)."""
     if not line.strip():
         raise RowError("blank line")
     try:
@@ -43,9 +56,15 @@ def decode_object(line: bytes) -> dict[str, Any]:
     except UnicodeDecodeError as error:
         raise RowError("invalid utf-8", str(error)) from error
     try:
-        row = json.loads(text)
+        row = json.loads(text, object_pairs_hook=_unique_keys)
+    except RowError:
+        raise
     except json.JSONDecodeError as error:
         raise RowError("invalid json", f"{error.msg} at column {error.colno}") from error
+    except RecursionError as error:  # the C decoder stops at Python's recursion limit (~1,000 levels)
+        raise RowError("nested too deep", "JSON nested deeper than the decoder's recursion limit") from error
+    except ValueError as error:  # an integer of more digits than Python converts (4,300 by default)
+        raise RowError("number too long", str(error).split(";")[0]) from error
     if not isinstance(row, dict):
         raise RowError("not an object", f"a JSON {type(row).__name__}")
     return row
@@ -100,7 +119,7 @@ def validate_lines(
     desc: str = "prepare",
 ) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]]]:
     """(rows in, kept, quarantined): every raw line either prepared by `prepare(line, number)` or recorded with
-    its RowError reason, in file order; raises if rows in != kept + quarantined (nothing may be lost)."""
+    the reason it failed, in file order; raises if rows in != kept + quarantined (nothing may be lost)."""
     rows_in = count_lines(raw_path, max_rows)
     kept: list[dict[str, Any]] = []
     quarantined: list[dict[str, Any]] = []
@@ -110,9 +129,46 @@ def validate_lines(
             kept.append(prepare(line, number))
         except RowError as error:
             quarantined.append(quarantine_record(line, number, error))
+        except Exception as error:  # noqa: BLE001 - whatever one row does, it must not stop the others
+            detail = f"{type(error).__name__}: {error}"[:RAW_PREVIEW_CHARS]
+            quarantined.append(quarantine_record(line, number, RowError("unexpected error", detail)))
     if rows_in != len(kept) + len(quarantined):
         raise RuntimeError(f"{raw_path}: {rows_in} rows in but {len(kept)} kept + {len(quarantined)} quarantined")
     return rows_in, kept, quarantined
+
+
+def check_kept(stats: dict[str, Any], max_share: float | None, raw_path: Path, quarantine_path: Path,
+               setting: str) -> None:
+    """Stop a prepare stage, with the reasons, when it kept no row or quarantined more than max_share of them
+    (setting: the config key of max_share, for the message). The quarantine file is written before."""
+    rows_in, quarantined = stats["rows_in"], stats["quarantined"]
+    reasons = ", ".join(f"{reason} {count}" for reason, count in stats["quarantine_reasons"].items())
+    where = f" ({reasons}; lines and reasons in {quarantine_path})" if quarantined else ""
+    if stats["kept"] == 0:
+        raise UserError(f"{raw_path}: no usable row among {rows_in} line(s){where}")
+    if max_share is not None and quarantined > max_share * rows_in:
+        raise UserError(f"{raw_path}: {quarantined} of {rows_in} rows quarantined ({quarantined / rows_in:.0%}, "
+                        f"more than {setting}={max_share}){where}")
+
+
+def read_objects(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSON Lines input file given on the command line. A missing
+    or empty file, or the first bad line, is a UserError (`path:line: reason`, the reasons prepare quarantines for)."""
+    found = []
+    try:
+        with open(path, "rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    found.append((number, decode_object(line)))
+                except RowError as error:
+                    raise at_line(path, number, str(error)) from None
+    except OSError as error:  # missing, a folder, not readable
+        raise UserError(f"{path}: {error.strerror or error}") from None
+    if not found:
+        raise UserError(f"{path}: no rows (the file is empty)")
+    return found
 
 
 def quarantine_stats(rows_in: int, kept: Sequence[Any], quarantined: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -133,3 +189,9 @@ def mean(numbers: Iterable[int]) -> float:
 def text_field(value: Any) -> str | None:
     """A request field as text; pandas fills fields a row leaves out with NaN / None."""
     return value.strip() or None if isinstance(value, str) else None
+
+
+def is_missing(value: Any) -> bool:
+    """An optional request field left out: absent or null, NaN (how pandas fills a field other rows give), or blank."""
+    return value is None or (isinstance(value, float) and value != value) or (isinstance(value, str) and not
+                                                                               value.strip())

@@ -212,7 +212,8 @@ class Sweep:
                 # checkpoints per trial: two workers may train the same configuration at once
                 finetune.run(cfg, self.prepared_dir, self.base_dir, out_dir, out_dir / "checkpoints",
                              callbacks=[pruning])
-                generator = Generator.from_dir(out_dir / "model", dict(cfg.generation))
+                generator = Generator.from_dir(out_dir / "model", dict(cfg.generation),
+                                               trust_remote_code=cfg.model.trust_remote_code)
                 texts = generator.generate(self.val_rows, use_controls=cfg.evaluate.use_controls, progress=False)
                 scores = metrics.score(texts, self.val_rows, use_controls=cfg.evaluate.use_controls,
                                        **metrics.options(cfg, self.lexicon))

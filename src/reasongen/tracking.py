@@ -117,11 +117,13 @@ def pip_requirements() -> list[str]:
     return [pin.split("+")[0] for pin in pins]  # local labels such as +cpu are not on PyPI
 
 
-def log_model(model_dir: Path, registered_model: str, generation: dict, tags: dict[str, str],
+def log_model(model_dir: Path, registered_model: str, generation: dict, limits: dict, tags: dict[str, str],
               serving_module: Any, input_example: Any = None):
     """Log the fine-tuned model as a pyfunc (code included) and register it; returns the model version.
-    serving_module: the task's pyfunc module (PYFUNC_CLASS, ARTIFACT_KEY, signature(), input_example()):
-    reasongen.adgen.pyfunc or reasongen.explain.pyfunc."""
+    serving_module: the task's pyfunc module (PYFUNC_CLASS, ARTIFACT_KEY, signature(generation), input_example()):
+    reasongen.adgen.pyfunc or reasongen.explain.pyfunc. The model config carries the decoding (which the
+    signature's param defaults repeat), the serving limits, and trust_remote_code false: only whoever loads the
+    model may turn it on (load_pyfunc)."""
     import mlflow
 
     python_model = serving_module.PYFUNC_CLASS
@@ -131,9 +133,9 @@ def log_model(model_dir: Path, registered_model: str, generation: dict, tags: di
         artifacts={serving_module.ARTIFACT_KEY: str(model_dir)},
         code_paths=[str(Path(__file__).resolve().parent)],
         pip_requirements=pip_requirements(),
-        signature=serving_module.signature(),
+        signature=serving_module.signature(generation),
         input_example=serving_module.input_example() if input_example is None else input_example,
-        model_config={"generation": generation},
+        model_config={"generation": generation, "limits": limits, "trust_remote_code": False},
         registered_model_name=registered_model,
     )
     client = mlflow.MlflowClient()
@@ -154,6 +156,7 @@ def record_run(
     artifacts: Sequence[Path],
     model_dir: Path,
     generation: dict,
+    limits: dict,
     out_dir: Path,
     serving_module: Any,
     input_example: Any = None,
@@ -181,7 +184,7 @@ def record_run(
                 mlflow.log_artifact(str(path), artifact_path="pipeline")
         result = {"run_id": active.info.run_id, "experiment_id": experiment, "config_hash": cfg_hash}
         if tracking_cfg.log_model:
-            info, version = log_model(model_dir, tracking_cfg.registered_model, generation,
+            info, version = log_model(model_dir, tracking_cfg.registered_model, generation, limits,
                                       lineage_tags(cfg_hash, active.info.run_id),
                                       serving_module=serving_module, input_example=input_example)
             result.update(model_uri=info.model_uri, registered_model=tracking_cfg.registered_model, version=version)
@@ -191,12 +194,30 @@ def record_run(
     return result
 
 
-def load_registered_generator(model_uri: str) -> Any:
-    """The generator inside a registered pyfunc model of this project (`models:/name@alias`, `runs:/id/model`)."""
+def load_pyfunc(model_uri: str, trust_remote_code: bool = False, limits: dict | None = None) -> Any:
+    """A registered pyfunc model of this project (`models:/name@alias`, `models:/name/3`, `runs:/id/model`), with
+    the caller's trust_remote_code and changes to the registered serving limits; an unknown model is a UserError."""
     import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
+
+    from reasongen.errors import UserError
 
     configure()
-    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().generator
+    try:
+        overrides: dict[str, Any] = {"trust_remote_code": True} if trust_remote_code else {}
+        if limits:
+            info = mlflow.models.get_model_info(model_uri)
+            registered = (info.flavors.get("python_function", {}).get("config") or {}).get("limits") or {}
+            overrides["limits"] = {**registered, **limits}
+        return mlflow.pyfunc.load_model(model_uri, model_config=overrides or None)
+    except (MlflowException, OSError) as error:
+        message = getattr(error, "message", None) or str(error)
+        raise UserError(f"{model_uri}: {message.strip().splitlines()[0]}") from error
+
+
+def load_registered_generator(model_uri: str, trust_remote_code: bool = False) -> Any:
+    """The generator inside a registered pyfunc model of this project."""
+    return load_pyfunc(model_uri, trust_remote_code).unwrap_python_model().generator
 
 
 def is_model_uri(model: str) -> bool:

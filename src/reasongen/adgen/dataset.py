@@ -53,6 +53,10 @@ def clean_row(row: dict[str, str], data_cfg: Any) -> tuple[str, Attributes]:
         pairs = parse_content(content)
     except ValueError as error:
         raise RowError("bad attributes", str(error)) from error
+    # a key with several values is common (图案#线条*图案#刺绣); the same pair twice is a broken row
+    repeated = sorted({f"{key}#{value}" for key, value in pairs if pairs.count((key, value)) > 1})
+    if repeated:
+        raise RowError("duplicate attribute", ", ".join(repeated))
     if len(summary) < data_cfg.min_summary_chars:
         raise RowError("summary too short", f"{len(summary)} < {data_cfg.min_summary_chars} chars")
     if len(summary) > data_cfg.max_summary_chars:

@@ -13,6 +13,7 @@ from reasongen import metrics
 from reasongen.adgen import baselines
 from reasongen.adgen.generator import Generator
 from reasongen.config import to_container
+from reasongen.text.attributes import parse_content
 from reasongen.text.controls import find_violations
 
 SYSTEMS = ("model", "retrieval", "template")  # the systems whose texts predictions.jsonl and the plots keep
@@ -23,13 +24,17 @@ TABLE_METRICS = ("bleu4", "rouge1", "rouge2", "rougeL", "distinct1", "distinct2"
                  "violation_rate", "avg_length")
 
 
-def reference_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Check AdvertiseGen-format reference rows (content + summary, optional controls) and say which line is bad."""
-    for number, row in enumerate(rows, start=1):
-        for field in ("content", "summary"):
-            if not isinstance(row.get(field), str):
-                raise ValueError(f"reference line {number}: needs a string field {field!r}")
-    return rows
+def reference_row(row: dict[str, Any]) -> dict[str, Any]:
+    """An AdvertiseGen-format reference row (content of key#value pairs + summary, optional controls), or
+    ValueError saying what is missing."""
+    for field in ("content", "summary"):
+        if not isinstance(row.get(field), str):
+            raise ValueError(f"needs a string field {field!r} (a reference row has content and summary)")
+    try:
+        parse_content(row["content"])
+    except ValueError as error:
+        raise ValueError(f"content: {error}") from None
+    return row
 
 
 def system_predictions(generator: Generator, evaluate_cfg: DictConfig, train: list[dict],

@@ -3,6 +3,7 @@ model folder or a registered model."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,12 +12,16 @@ from transformers import LogitsProcessor
 
 from reasongen.adgen.prompts import PROMPT_END, prompt_for_row
 from reasongen.adgen.selection import Checks, choose
+from reasongen.errors import UserError
 from reasongen.metrics.text_quality import hallucination_candidates
 from reasongen.modeling import model_io
 from reasongen.modeling.constraints import CharNgramBlock, MentionBias, StringBan, TokenIndex
 from reasongen.modeling.generation import ProcessorsFor, generate_candidates
+from reasongen.rows import is_missing
 from reasongen.text.attributes import parse_content, values
-from reasongen.text.controls import decoder_bans
+from reasongen.text.controls import LENGTH_BUCKETS, aspect_lexicon, decoder_bans
+
+_KEYWORD_SEPARATORS = re.compile("[,，、]")
 
 
 class Generator:
@@ -31,11 +36,12 @@ class Generator:
         self._index: TokenIndex | None = None  # the tokenizer's byte index, built on first use
 
     @classmethod
-    def from_dir(cls, model_dir: str | Path, generation: dict[str, Any] | None = None) -> Generator:
-        model, tokenizer, meta = model_io.load_model(model_dir, model_io.default_device())
+    def from_dir(cls, model_dir: str | Path, generation: dict[str, Any] | None = None,
+                 trust_remote_code: bool = False) -> Generator:
+        model, tokenizer, meta = model_io.load_model(model_dir, model_io.default_device(), trust_remote_code)
         generation = {"max_source_length": meta.get("max_source_length"), **(generation or {})}
         if "length_bounds" not in meta or "checked_keys" not in generation:
-            raise ValueError(f"{model_dir}: needs a fine-tuned reasongen model folder (with length_bounds) and "
+            raise UserError(f"{model_dir}: needs a fine-tuned reasongen model folder (with length_bounds) and "
                              "decoding settings with checked_keys (a registered model or params.yaml carries them)")
         # the rules the model was fine-tuned and evaluated with: the training split's values, the length buckets
         checks = Checks(value_lexicon=meta.get("value_lexicon") or {}, checked_keys=tuple(generation["checked_keys"]),
@@ -93,8 +99,46 @@ class Generator:
         return self.choose(rows, found, use_controls, **overrides)
 
 
-def load_text_generator(model: str) -> Generator:
+def load_text_generator(model: str, trust_remote_code: bool = False) -> Generator:
     """A Generator from `models:/name/version`, `models:/name@alias`, `runs:/id/model`, or a model folder."""
     from reasongen import tracking
 
-    return tracking.load_registered_generator(model) if tracking.is_model_uri(model) else Generator.from_dir(model)
+    if tracking.is_model_uri(model):
+        return tracking.load_registered_generator(model, trust_remote_code)
+    return Generator.from_dir(model, trust_remote_code=trust_remote_code)
+
+
+def check_control(field: str, value: Any) -> str | None:
+    """A control as asked (None: not asked), or ValueError: aspect must be one of the aspect lexicon's, length_bucket
+    one of short / medium / long (the values the model was trained with)."""
+    if is_missing(value):
+        return None
+    allowed = tuple(aspect_lexicon()) if field == "aspect" else LENGTH_BUCKETS
+    if not isinstance(value, str) or value.strip() not in allowed:
+        raise ValueError(f"{field} {value!r} is not one of {', '.join(allowed)}")
+    return value.strip()
+
+
+def keyword_list(value: Any) -> list[str]:
+    """Keywords as a list of words or one string of words separated by commas or 、; ValueError otherwise."""
+    if is_missing(value):
+        return []
+    words = _KEYWORD_SEPARATORS.split(value) if isinstance(value, str) else value
+    if not isinstance(words, list) or not all(isinstance(word, str) for word in words):
+        raise ValueError(f"keywords {value!r}: a list of words, or one string of words separated by commas")
+    return [word.strip() for word in words if word.strip()]
+
+
+def request_row(record: dict[str, Any]) -> dict[str, Any]:
+    """A generation row from a request or an input-file record, or ValueError saying what is wrong with it: content
+    must be key#value pairs; controls as check_control and keyword_list take them (shared by the CLI and serving)."""
+    content = record.get("content")
+    if not isinstance(content, str) or not content.strip():
+        raise ValueError('needs a non-empty string field "content" such as 类型#裙*颜色#蓝色')
+    try:
+        parse_content(content)
+    except ValueError as error:
+        raise ValueError(f"content: {error} (key#value pairs joined by *, e.g. 类型#裙*颜色#蓝色)") from None
+    return {"content": content, "aspect": check_control("aspect", record.get("aspect")),
+            "length_bucket": check_control("length_bucket", record.get("length_bucket")),
+            "keywords": keyword_list(record.get("keywords"))}

@@ -14,7 +14,7 @@ from reasongen.io import read_json
 from reasongen.metrics.explanation_features.explanation_features import feature_sets
 from reasongen.modeling import model_io
 from reasongen.modeling.generation import generate_candidates, generate_texts
-from reasongen.rows import text_field
+from reasongen.rows import is_missing, text_field
 
 
 class ExplainGenerator:
@@ -27,8 +27,9 @@ class ExplainGenerator:
         self.generation = dict(generation)
 
     @classmethod
-    def from_dir(cls, model_dir: str | Path, generation: dict[str, Any] | None = None) -> ExplainGenerator:
-        model, tokenizer, meta = model_io.load_model(model_dir, model_io.default_device())
+    def from_dir(cls, model_dir: str | Path, generation: dict[str, Any] | None = None,
+                 trust_remote_code: bool = False) -> ExplainGenerator:
+        model, tokenizer, meta = model_io.load_model(model_dir, model_io.default_device(), trust_remote_code)
         profiles = read_json(Path(model_dir) / PROFILES_FILE)
         return cls(model, tokenizer, profiles, {"max_source_length": meta.get("max_source_length"),
                                                 **(generation or {})})
@@ -65,19 +66,26 @@ def naming_feature(texts: Sequence[str], feature: str | None,
     return next((text for text, found in zip(texts, mentions, strict=True) if feature in found), texts[0])
 
 
-def load_explainer(model: str) -> ExplainGenerator:
+def load_explainer(model: str, trust_remote_code: bool = False) -> ExplainGenerator:
     """An ExplainGenerator from `models:/reasongen-explain/...`, `runs:/...`, or a model folder."""
     from reasongen import tracking
 
     if tracking.is_model_uri(model):
-        return tracking.load_registered_generator(model)
-    return ExplainGenerator.from_dir(model)
+        return tracking.load_registered_generator(model, trust_remote_code)
+    return ExplainGenerator.from_dir(model, trust_remote_code=trust_remote_code)
 
 
-def check_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Request rows need non-empty user_id and item_id; the error names the bad rows."""
-    bad = [i for i, r in enumerate(records) if not text_field(str(r.get("user_id") or "")) or
-           not text_field(str(r.get("item_id") or ""))]
-    if bad:
-        raise ValueError(f"rows {bad} need non-empty 'user_id' and 'item_id' (feature is optional)")
-    return records
+def request_row(record: dict[str, Any]) -> dict[str, Any]:
+    """{user_id, item_id, feature} from a request or an input-file record, or ValueError saying what is wrong:
+    user_id and item_id are non-empty strings (or numbers), feature a feature name or left out (shared by the CLI
+    and serving)."""
+    row: dict[str, Any] = {}
+    for field in ("user_id", "item_id"):
+        value = record.get(field)
+        if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
+            raise ValueError(f'needs a non-empty "{field}" (user_id and item_id are required, feature is optional)')
+        row[field] = str(value).strip()
+    feature = record.get("feature")
+    if not is_missing(feature) and not isinstance(feature, str):
+        raise ValueError(f"feature {feature!r}: a feature name such as sound, or left out")
+    return {**row, "feature": text_field(feature)}

@@ -6,7 +6,8 @@ from typing import Any
 
 import mlflow.pyfunc
 
-from reasongen.explain.generator import ExplainGenerator, check_rows
+from reasongen import serving
+from reasongen.explain.generator import ExplainGenerator, request_row
 
 ARTIFACT_KEY = "model_dir"
 PYFUNC_CLASS = "ExplainModel"  # what tracking.log_model instantiates
@@ -16,24 +17,27 @@ class ExplainModel(mlflow.pyfunc.PythonModel):
     """MLflow pyfunc: a DataFrame of user_id, item_id (+ feature) -> a list of explanations."""
 
     def load_context(self, context) -> None:
-        generation = (context.model_config or {}).get("generation", {})
-        self.generator = ExplainGenerator.from_dir(context.artifacts[ARTIFACT_KEY], generation)
+        config = context.model_config or {}  # decoding and limits as registered; trust_remote_code as loaded
+        self.limits = config.get("limits") or {}
+        self.generator = ExplainGenerator.from_dir(context.artifacts[ARTIFACT_KEY], config.get("generation", {}),
+                                                   trust_remote_code=bool(config.get("trust_remote_code")))
 
     def predict(self, context, model_input, params: dict[str, Any] | None = None) -> list[str]:
-        records = model_input.to_dict(orient="records") if hasattr(model_input, "to_dict") else list(model_input)
-        return self.generator.explain(check_rows(records), progress=False, **(params or {}))
+        rows, overrides = serving.request_rows(model_input, params, self.limits, request_row)
+        with serving.GENERATE_LOCK:
+            return self.generator.explain(rows, progress=False, **overrides)
 
 
-def signature():
-    """Inputs: user_id, item_id (required), feature (optional); output: the explanation; params: decoding."""
+def signature(generation: dict[str, Any]):
+    """Inputs: user_id, item_id (required), feature (optional); output: the explanation; params: decoding, whose
+    defaults are the registered decoding."""
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
+    from mlflow.types.schema import ColSpec, Schema
 
     inputs = Schema([ColSpec("string", "user_id"), ColSpec("string", "item_id"),
                      ColSpec("string", "feature", required=False)])
-    params = ParamSchema([ParamSpec("do_sample", "boolean", False), ParamSpec("max_new_tokens", "long", 32),
-                          ParamSpec("temperature", "double", 1.0), ParamSpec("top_p", "double", 1.0)])
-    return ModelSignature(inputs=inputs, outputs=Schema([ColSpec("string")]), params=params)
+    return ModelSignature(inputs=inputs, outputs=Schema([ColSpec("string")]),
+                          params=serving.decoding_params(generation))
 
 
 def input_example(profiles: dict[str, Any] | None = None):

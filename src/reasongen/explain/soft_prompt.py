@@ -88,21 +88,25 @@ class SoftPromptLM(nn.Module):
 
 
 def save(model: SoftPromptLM, tokenizer, out_dir: Path, meta: dict[str, Any]) -> None:
-    """The LM as model_io saves any model, plus the two tables and their (pseudonymous) row labels."""
+    """The LM as model_io saves any model, plus the two tables and their (pseudonymous) row labels (in the same
+    atomic write)."""
     from safetensors.torch import save_file
 
-    model_io.save_model(model.lm, tokenizer, out_dir, {**meta, "kind": "soft_prompt"})
-    save_file({"user": model.user_embeddings.weight.detach().contiguous().cpu(),
-               "item": model.item_embeddings.weight.detach().contiguous().cpu()}, str(out_dir / EMBEDDINGS_FILE))
-    write_json(out_dir / INDEX_FILE, {"users": list(model.users), "items": list(model.items)})
+    def tables(folder: Path) -> None:
+        save_file({"user": model.user_embeddings.weight.detach().contiguous().cpu(),
+                   "item": model.item_embeddings.weight.detach().contiguous().cpu()}, str(folder / EMBEDDINGS_FILE))
+        write_json(folder / INDEX_FILE, {"users": list(model.users), "items": list(model.items)})
+
+    model_io.save_model(model.lm, tokenizer, out_dir, {**meta, "kind": "soft_prompt"}, extras=tables)
 
 
-def load(model_dir: str | Path, device: str | torch.device = "cpu") -> tuple[SoftPromptLM, Any, dict[str, Any]]:
+def load(model_dir: str | Path, device: str | torch.device = "cpu",
+         trust_remote_code: bool = False) -> tuple[SoftPromptLM, Any, dict[str, Any]]:
     """(model, tokenizer, meta) from a folder written by save, in eval mode."""
     from safetensors.torch import load_file
 
     model_dir = Path(model_dir)
-    lm, tokenizer, meta = model_io.load_model(model_dir, device)
+    lm, tokenizer, meta = model_io.load_model(model_dir, device, trust_remote_code)
     index = read_json(model_dir / INDEX_FILE)
     model = SoftPromptLM(lm, index["users"], index["items"])
     tables = load_file(str(model_dir / EMBEDDINGS_FILE))

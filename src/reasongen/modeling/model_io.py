@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import torch
 from omegaconf import DictConfig
 
 from reasongen.config import to_container
+from reasongen.io import atomic_folder
 from reasongen.modeling.peft_builder import MERGEABLE
 
 WEIGHTS_DIR = "weights"  # full or merged weights (safetensors)
@@ -74,21 +76,26 @@ def check_context(model, needed: int, virtual_tokens: int = 0) -> None:
                          "finetune.max_target_length" + (" / peft.num_virtual_tokens" if virtual_tokens else ""))
 
 
-def save_model(model, tokenizer, out_dir: Path, meta: dict[str, Any]) -> None:
-    """Save a (possibly PEFT) model folder that load_model restores: merged when possible, else base + adapter."""
+def save_model(model, tokenizer, out_dir: Path, meta: dict[str, Any],
+               extras: Callable[[Path], None] | None = None) -> None:
+    """Save a (possibly PEFT) model folder that load_model restores: merged when possible, else base + adapter;
+    `extras(folder)` writes any further files into it. Atomic: a kill leaves the previous folder (or none), never a
+    partial one."""
     from peft import PeftModel
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if isinstance(model, PeftModel):
-        if meta.get("peft_method") in MERGEABLE:
-            model.merge_and_unload().save_pretrained(out_dir / WEIGHTS_DIR)
+    with atomic_folder(out_dir) as folder:
+        if isinstance(model, PeftModel):
+            if meta.get("peft_method") in MERGEABLE:
+                model.merge_and_unload().save_pretrained(folder / WEIGHTS_DIR)
+            else:
+                model.get_base_model().save_pretrained(folder / WEIGHTS_DIR)
+                model.save_pretrained(folder / ADAPTER_DIR)
         else:
-            model.get_base_model().save_pretrained(out_dir / WEIGHTS_DIR)
-            model.save_pretrained(out_dir / ADAPTER_DIR)
-    else:
-        model.save_pretrained(out_dir / WEIGHTS_DIR)
-    tokenizer.save_pretrained(out_dir / TOKENIZER_DIR)
-    (out_dir / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+            model.save_pretrained(folder / WEIGHTS_DIR)
+        tokenizer.save_pretrained(folder / TOKENIZER_DIR)
+        if extras is not None:
+            extras(folder)
+        (folder / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
 
 
 def default_device() -> str:
@@ -96,19 +103,20 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_model(model_dir: str | Path, device: str | torch.device = "cpu"):
-    """(model, tokenizer, meta) from a folder written by save_model, in eval mode."""
+def load_model(model_dir: str | Path, device: str | torch.device = "cpu", trust_remote_code: bool = False):
+    """(model, tokenizer, meta) from a folder written by save_model, in eval mode. Code shipped inside the folder
+    runs only when the caller passes trust_remote_code (the user's config or flag), whatever the folder says."""
     from transformers import AutoTokenizer
 
     model_dir = Path(model_dir)
-    if not (model_dir / META_FILE).exists():
+    if not (model_dir / META_FILE).is_file():
         raise FileNotFoundError(f"{model_dir} is not a reasongen model folder (no {META_FILE}); "
                                 "pass a model folder such as outputs/finetune/model, or a models:/ URI")
     meta = json.loads((model_dir / META_FILE).read_text(encoding="utf-8"))
-    model = from_pretrained(str(model_dir / WEIGHTS_DIR), trust_remote_code=meta.get("trust_remote_code", False))
+    model = from_pretrained(str(model_dir / WEIGHTS_DIR), trust_remote_code=trust_remote_code)
     if (model_dir / ADAPTER_DIR).exists():
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(model_dir / ADAPTER_DIR))
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir / TOKENIZER_DIR))
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir / TOKENIZER_DIR), trust_remote_code=trust_remote_code)
     return model.to(device).eval(), tokenizer, meta

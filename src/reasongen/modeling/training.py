@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pickle
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
+from reasongen.errors import UserError
 from reasongen.io import write_curves
 
 LAST = "last.ckpt"
@@ -77,8 +80,10 @@ def fit(
 ) -> pl.Trainer:
     """Train with early stopping on val_loss (trainer_cfg: the `trainer` config group; patience overrides its
     patience), resuming from checkpoint_dir/last.ckpt if a crash left one; load the best weights back into
-    `module`, write the loss curves to curve_dir, delete the checkpoints (the last two on rank 0 only: with several
-    processes, each stage writes its outputs from rank 0 alone)."""
+    `module` and write the loss curves to curve_dir (on rank 0 only: with several processes, each stage writes its
+    outputs from rank 0 alone). The checkpoints stay until the stage has saved its model (remove_checkpoints), so
+    that a kill before then loses no training. Checkpoints load as tensors and plain data only (weights_only): a
+    planted pickle runs no code."""
     recorder = CurveRecorder()
     # `best` is checked after validation only: a run stopped by max_steps before any validation keeps its last
     # weights. `last.ckpt` is written every few steps so that a crash loses little.
@@ -111,15 +116,32 @@ def fit(
         print(f"resuming from {resume}")
     # from_pretrained / load_model give eval-mode models, and Lightning keeps the mode it finds (dropout off)
     module.train()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+    with refused_checkpoint(resume):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     if best.best_model_path:  # every rank: the same best weights everywhere
-        state = torch.load(best.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
+        with refused_checkpoint(best.best_model_path):
+            state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
     trainer.strategy.barrier("best weights loaded")  # no rank deletes the checkpoints another is still reading
     if trainer.is_global_zero:
         recorder.write(curve_dir)
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return trainer
+
+
+@contextmanager
+def refused_checkpoint(path: str | None) -> Iterator[None]:
+    """A checkpoint that holds more than tensors and plain data (a planted pickle) is a UserError naming it."""
+    try:
+        yield
+    except pickle.UnpicklingError as error:
+        reason = str(error).strip().splitlines()[0]
+        raise UserError(f"{path}: not loaded, it holds more than weights ({reason}); delete it to train from the "
+                        "start") from error
+
+
+def remove_checkpoints(checkpoint_dir: Path) -> None:
+    """Delete a run's checkpoints once its stage has saved the model they led to (rank 0, after save_model)."""
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
 
 
 def train_lm(

@@ -13,7 +13,7 @@ from reasongen.io import read_jsonl, sha256_tree
 from reasongen.modeling import model_io
 from reasongen.modeling.datamodule import PromptDataModule
 from reasongen.modeling.peft_builder import trainable_parameters
-from reasongen.modeling.training import CurveRecorder, checkpoint_dir, is_global_zero, train_lm
+from reasongen.modeling.training import CurveRecorder, checkpoint_dir, is_global_zero, remove_checkpoints, train_lm
 from reasongen.seeding import seed_everything
 
 
@@ -57,3 +57,4 @@ def run(
                "trust_remote_code": bool(cfg.model.trust_remote_code)}
     if is_global_zero():  # under DDP every rank gets here with the same weights; one writes
         model_io.save_model(model, tokenizer, out_dir / "model", summary)
+        remove_checkpoints(run_dir)  # only now: a kill before the model is saved resumes from them

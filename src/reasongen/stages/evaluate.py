@@ -25,7 +25,8 @@ def run(
     test = read_jsonl(prepared_dir / "test.jsonl")
     if cfg.evaluate.max_examples:
         test = test[: cfg.evaluate.max_examples]
-    generator = Generator.from_dir(model_dir, generation=dict(cfg.generation))
+    generator = Generator.from_dir(model_dir, generation=dict(cfg.generation),
+                                   trust_remote_code=cfg.model.trust_remote_code)
     outputs = evaluation.system_predictions(generator, cfg.evaluate, train, test)
     options = metrics.options(cfg, value_lexicon(train))
     use_controls = cfg.evaluate.use_controls

@@ -54,9 +54,10 @@ def markdown_table(table: dict[str, dict[str, Any]], met: dict[str, bool]) -> st
 def system_predictions(cfg: DictConfig, test: list[dict], train: list[dict], profiles: dict,
                        profile_model: Path, soft_model: Path, vocabulary: dict) -> dict[str, list[str]]:
     generation = to_container(cfg.explain.generation)
-    writer = ExplainGenerator.from_dir(profile_model, generation)
+    trust = cfg.explain.model.trust_remote_code  # the user's setting, never the model folder's
+    writer = ExplainGenerator.from_dir(profile_model, generation, trust_remote_code=trust)
     requests = [{"user_id": row["user"], "item_id": row["item"], "feature": row["feature"]} for row in test]
-    model, tokenizer, _ = soft_prompt.load(soft_model)
+    model, tokenizer, _ = soft_prompt.load(soft_model, trust_remote_code=trust)
     retrieval = ProfileRetrieval(train, profiles)
     return {
         "a_profile_feature": writer.explain(requests, use_feature=True, vocabulary=vocabulary),

@@ -15,7 +15,7 @@ from reasongen.explain.profiles import add_profiles
 from reasongen.explain.prompts import ProfilePrompter
 from reasongen.io import read_json, read_jsonl, write_json
 from reasongen.modeling import model_io
-from reasongen.modeling.training import checkpoint_dir, is_global_zero, train_lm
+from reasongen.modeling.training import checkpoint_dir, is_global_zero, remove_checkpoints, train_lm
 from reasongen.seeding import seed_everything
 
 PREPARED = Path("outputs/explain/prepare")
@@ -41,7 +41,8 @@ def run(cfg: DictConfig, prepared_dir: Path = PREPARED, tokenizer_dir: Path = TO
     summary = {"system": "profile_prompt", "peft_method": task.peft.method, **trained,
                "max_source_length": task.finetune.max_source_length}
     if is_global_zero():  # under DDP every rank gets here with the same weights; one writes
-        model_io.save_model(module.model, tokenizer, out_dir / "model", summary)
-        add_profiles(out_dir / "model", prepared_dir / "profiles.json")
+        model_io.save_model(module.model, tokenizer, out_dir / "model", summary,
+                            extras=lambda folder: add_profiles(folder, prepared_dir / "profiles.json"))
         write_json(out_dir / "summary.json", summary)
+        remove_checkpoints(run_dir)  # only now: a kill before the model is saved resumes from them
     return summary

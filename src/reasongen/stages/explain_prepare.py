@@ -15,7 +15,7 @@ from reasongen.explain.reviews import extract_tuples, review_row, sample_table
 from reasongen.explain.split import split_rows
 from reasongen.io import sha256_file, write_json, write_jsonl
 from reasongen.paths import shared_root
-from reasongen.rows import quarantine_stats, validate_lines
+from reasongen.rows import check_kept, quarantine_stats, validate_lines
 
 OUT_DIR = Path("outputs/explain/prepare")
 SPLITS = ("train", "val", "test")
@@ -42,6 +42,10 @@ def run(cfg: DictConfig, out_dir: Path = OUT_DIR) -> dict[str, Any]:
         path, task.data.max_rows, lambda line, number: review_row(line, number, salt), desc="explain_prepare")
     for record in quarantined:  # no raw reviewer id or name leaves this stage
         record["raw"] = privacy.redact(record["raw"], salt)
+    write_jsonl(out_dir / "quarantine.jsonl", quarantined)  # first: a stop below leaves the reasons behind
+    accounting = quarantine_stats(rows_in, reviews, quarantined)
+    check_kept(accounting, task.data.max_quarantined_share, path, out_dir / "quarantine.jsonl",
+               "explain.data.max_quarantined_share")
 
     lexicon = extraction.default_lexicon()
     vocabulary = extraction.mine_vocabulary((r["text"] for r in reviews), lexicon,
@@ -53,14 +57,13 @@ def run(cfg: DictConfig, out_dir: Path = OUT_DIR) -> dict[str, Any]:
 
     for name, rows in splits.items():
         write_jsonl(out_dir / f"{name}.jsonl", rows)
-    write_jsonl(out_dir / "quarantine.jsonl", quarantined)
     write_json(out_dir / "features.json", {
         "reviews": vocabulary,  # how many reviews mention each feature
         "forms": {name: [" ".join(form) for form in lexicon.features[name]] for name in vocabulary},
     })
     write_json(out_dir / "profiles.json", profiles)
     stats = {
-        **quarantine_stats(rows_in, reviews, quarantined),
+        **accounting,
         "tuples": len(tuples),
         "tuple_rate": round(100 * len(tuples) / len(reviews), 2) if reviews else 0.0,
         "features": len(vocabulary),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from reasongen import tracking
+from reasongen import serving, tracking
 from reasongen.config import to_container
 from reasongen.explain import pyfunc
 from reasongen.explain.profiles import PROFILES_FILE
@@ -25,6 +25,7 @@ def run(cfg: DictConfig, finetune_dir: Path = FINETUNE, soft_prompt_dir: Path = 
     task = cfg.explain
     section = OmegaConf.create({"explain": to_container(task), "seed": cfg.seed})
     profiles = read_json(finetune_dir / "model" / PROFILES_FILE)
+    generation = to_container(task.generation)
     return tracking.record_run(
         section, task.tracking,
         run_name=lambda cfg_hash: f"explain-{task.model.config.model_type}-{task.peft.method}-{cfg_hash[:6]}",
@@ -34,7 +35,8 @@ def run(cfg: DictConfig, finetune_dir: Path = FINETUNE, soft_prompt_dir: Path = 
         artifacts=(Path("dvc.lock"), Path("outputs/explain/prepare/stats.json"), evaluate_dir / "metrics.json",
                    evaluate_dir / "table.md", finetune_dir / "summary.json", soft_prompt_dir / "summary.json"),
         model_dir=finetune_dir / "model",
-        generation=to_container(task.generation),
+        generation=generation,
+        limits=serving.check_limits(cfg.serving, generation),
         out_dir=out_dir,
         serving_module=pyfunc,
         input_example=pyfunc.input_example(profiles),

@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from reasongen.config import config_hash
 from reasongen.explain import soft_prompt, training
 from reasongen.io import read_jsonl, write_json
-from reasongen.modeling.training import checkpoint_dir, is_global_zero, train_lm
+from reasongen.modeling.training import checkpoint_dir, is_global_zero, remove_checkpoints, train_lm
 from reasongen.seeding import seed_everything
 
 PREPARED = Path("outputs/explain/prepare")
@@ -47,4 +47,5 @@ def run(cfg: DictConfig, prepared_dir: Path = PREPARED, tokenizer_dir: Path = TO
     if is_global_zero():  # under DDP every rank gets here with the same weights; one writes
         soft_prompt.save(module.model, tokenizer, out_dir / "model", summary)
         write_json(out_dir / "summary.json", summary)
+        remove_checkpoints(run_dir)  # only now: a kill before the model is saved resumes from them
     return summary

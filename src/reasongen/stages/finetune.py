@@ -12,7 +12,7 @@ from reasongen.config import config_hash, to_container
 from reasongen.io import read_jsonl, sha256_tree, write_json
 from reasongen.modeling import model_io, peft_builder
 from reasongen.modeling.datamodule import PromptDataModule
-from reasongen.modeling.training import checkpoint_dir, is_global_zero, train_lm
+from reasongen.modeling.training import checkpoint_dir, is_global_zero, remove_checkpoints, train_lm
 from reasongen.seeding import seed_everything
 from reasongen.text.attributes import value_lexicon
 
@@ -35,7 +35,7 @@ def run(
     """Fine-tune and save the model as safetensors (merged where the method allows); returns a summary."""
     seed_everything(cfg.seed)
     finetune = cfg.finetune
-    model, tokenizer, _ = model_io.load_model(base_dir / "model")
+    model, tokenizer, _ = model_io.load_model(base_dir / "model", trust_remote_code=cfg.model.trust_remote_code)
     model_io.check_context(model, finetune.max_source_length + finetune.max_target_length + 2,
                            peft_builder.virtual_tokens(cfg.peft))
     train_rows = read_jsonl(prepared_dir / "train.jsonl")
@@ -70,5 +70,6 @@ def run(
     if is_global_zero():  # under DDP every rank gets here with the same weights; one writes
         model_io.save_model(module.model, tokenizer, out_dir / "model", summary | rules)
         write_json(out_dir / "summary.json", summary)
+        remove_checkpoints(run_dir)  # only now: a kill before the model is saved resumes from them
     return summary
 

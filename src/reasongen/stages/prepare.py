@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from reasongen.adgen import dataset
 from reasongen.io import write_json, write_jsonl
-from reasongen.rows import mean, quarantine_stats, split_groups, validate_lines
+from reasongen.rows import check_kept, mean, quarantine_stats, split_groups, validate_lines
 
 RAW_PATH = Path("data/advertisegen.jsonl")
 OUT_DIR = Path("outputs/prepare")
@@ -24,6 +24,10 @@ def run(cfg: DictConfig, raw_path: Path = RAW_PATH, out_dir: Path = OUT_DIR) -> 
     started = time.perf_counter()
     rows_in, kept, quarantined = validate_lines(
         raw_path, data_cfg.max_rows, lambda line, number: dataset.prepare_row(line, number, data_cfg))
+    write_jsonl(out_dir / "quarantine.jsonl", quarantined)  # first: a stop below leaves the reasons behind
+    accounting = quarantine_stats(rows_in, kept, quarantined)
+    check_kept(accounting, data_cfg.max_quarantined_share, raw_path, out_dir / "quarantine.jsonl",
+               "data.max_quarantined_share")
 
     split_cfg = data_cfg.split
     assignment = split_groups((row["group"] for row in kept), split_cfg.val, split_cfg.test, split_cfg.seed)
@@ -32,9 +36,8 @@ def run(cfg: DictConfig, raw_path: Path = RAW_PATH, out_dir: Path = OUT_DIR) -> 
 
     for name, rows in splits.items():
         write_jsonl(out_dir / f"{name}.jsonl", rows)
-    write_jsonl(out_dir / "quarantine.jsonl", quarantined)
     stats = {
-        **quarantine_stats(rows_in, kept, quarantined),
+        **accounting,
         "groups": len(split_of),
         "mean_summary_chars": mean(len(row["summary"]) for row in kept),
         "splits": {name: dataset.split_stats(rows) for name, rows in splits.items()},

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from reasongen import tracking
+from reasongen import serving, tracking
 from reasongen.adgen import pyfunc
 from reasongen.config import to_container
 
@@ -20,6 +20,7 @@ def run(
     out_dir: Path = Path("outputs/register"),
 ) -> dict:
     base = Path(cfg.model.name_or_path).name if cfg.model.name_or_path else cfg.model.config.model_type
+    generation = to_container(cfg.generation)
     return tracking.record_run(
         cfg, cfg.tracking,
         run_name=lambda cfg_hash: f"{base}-{cfg.peft.method}-{cfg_hash[:6]}",
@@ -29,7 +30,8 @@ def run(
         artifacts=(Path("dvc.lock"), Path("outputs/prepare/stats.json"), evaluate_dir / "metrics.json",
                    evaluate_dir / "table.md", finetune_dir / "summary.json"),
         model_dir=finetune_dir / "model",
-        generation=to_container(cfg.generation),
+        generation=generation,
+        limits=serving.check_limits(cfg.serving, generation),
         out_dir=out_dir,
         serving_module=pyfunc,
     )
