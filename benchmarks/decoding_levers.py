@@ -21,17 +21,17 @@ from reasongen.config import compose, load_params, to_container
 from reasongen.io import read_jsonl
 from reasongen.text.attributes import value_lexicon
 
-COLUMNS = ("bleu4", "rougeL", "coverage", "hallucination_rate", "attribute_hallucination_rate",
+COLUMNS = ("bleu4", "rougeL", "coverage", "hallucination_rate", "attribute_hallucination_rate", "unlisted_detail_rate",
            "product_type_mismatch_rate", "repetition_rate", "list_ending_rate", "distinct2", "unique_ratio",
            "violation_rate", "avg_length")
-OFF = {"mention_bonus": 0.0, "ngram_block": 0, "ban_contradictions": False, "ban_wording": False}
+OFF = {"mention_bonus": 0.0, "ngram_block": 0, "ban_contradictions": False, "ban_unlisted": False, "ban_wording": False}
 
 
 def variants(default: dict[str, Any], published: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """name -> decoding settings: the published decoding plus one lever, and the default minus one lever."""
     on = default["constraints"]
     found = {"published (1 sample)": published}
-    for lever in ("ban_contradictions", "ban_wording", "ngram_block", "mention_bonus"):
+    for lever in ("ban_contradictions", "ban_unlisted", "ban_wording", "ngram_block", "mention_bonus"):
         found[f"published + {lever}"] = {**published, "constraints": {**OFF, lever: on[lever]}}
     found["default (reranked)"] = default
     found["default - constraints"] = {**default, "constraints": OFF}

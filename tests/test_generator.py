@@ -10,12 +10,12 @@ from reasongen.adgen.generator import Generator
 from reasongen.adgen.selection import Checks
 from reasongen.modeling.constraints import MentionBias, TokenIndex
 
-LEXICON = {"类型": ["裙", "裤"], "颜色": ["红色", "蓝色", "白色", "黑色"]}
+LEXICON = {"类型": ["裙", "裤"], "颜色": ["红色", "蓝色", "白色", "黑色"], "裙领型": ["圆领", "v领"]}
 ROWS = [{"content": "类型#裙*颜色#蓝色"}, {"content": "类型#裤*颜色#白色"}]
 PUSHED = ["红色", "第一"]  # red contradicts both inputs' colour; 第一 is on the advertising-law list
 SAMPLING = {"max_new_tokens": 10, "do_sample": True, "top_p": 1.0, "temperature": 1.0, "top_k": 0, "seed": 1,
             "batch_size": 32, "num_candidates": 8, "include_greedy": False}
-OFF = {"mention_bonus": 0.0, "ngram_block": 0, "ban_contradictions": False, "ban_wording": False}
+OFF = {"mention_bonus": 0.0, "ngram_block": 0, "ban_contradictions": False, "ban_unlisted": False, "ban_wording": False}
 
 
 @pytest.fixture
@@ -58,3 +58,10 @@ def test_only_the_contradicting_value_is_banned_not_the_inputs_own(generator, mo
     own, other = generator.candidates(ROWS, progress=False, constraints={**OFF, "ban_contradictions": True})
     assert any("蓝色" in text for text in own)
     assert not any("蓝色" in text for text in other)
+
+
+def test_a_detail_the_input_never_gave_is_not_produced(generator, monkeypatch):
+    # no row lists a collar: pushed towards 圆领, the model writes it unless ban_unlisted keeps it out
+    monkeypatch.setattr(__import__(__name__), "PUSHED", ["圆领"])
+    assert any("圆领" in text for text in texts(generator, OFF))
+    assert not any("圆领" in text for text in texts(generator, {**OFF, "ban_unlisted": True}))

@@ -14,6 +14,7 @@ from reasongen.metrics.text_quality import (
     known_values,
     list_endings,
     repeated_phrases,
+    unlisted_details,
 )
 from reasongen.text.attributes import parse_content, value_lexicon
 
@@ -47,6 +48,29 @@ def hallucinated(text: str, content: str, **kwargs) -> list[tuple[str, str]]:
 
 def mismatched(text: str, content: str) -> list[str]:
     return product_type_mismatches(text, parse_content(content))
+
+
+# --- details under keys the input does not list ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "content", "expected"), [
+    ("这款外套的圆领很精致", "类型#上衣*衣样式#外套", [("衣领型", "圆领")]),  # no collar given at all
+    ("采用牛仔布面料，挺括耐穿", "类型#裙*颜色#蓝色", [("材质", "牛仔布")]),
+    ("腰间的口袋很实用", "类型#上衣*颜色#白色", [("衣款式", "口袋")]),
+])
+def test_unlisted_details_are_facts_the_shop_never_gave(text, content, expected):
+    assert unlisted_details(text, parse_content(content), LEXICON) == expected
+
+
+@pytest.mark.parametrize(("text", "content"), [
+    ("圆领设计露出锁骨", "类型#裙*裙领型#圆领"),  # the input's own value
+    ("v领设计露出锁骨", "类型#裙*裙领型#圆领"),  # a listed key: attribute_hallucinations' business, not this one
+    ("搭配一件棉质衬衫更好看", "类型#裤*颜色#蓝色"),  # a pairing suggestion describes the other garment
+    ("简约的线条感", "类型#裙*颜色#蓝色"),  # an everyday word
+    ("蓝色的裙子很清新", "类型#裙*颜色#蓝色"),
+])
+def test_unlisted_details_leave_what_the_input_licenses(text, content):
+    assert unlisted_details(text, parse_content(content), LEXICON) == []
 
 
 # --- all-key hallucination ------------------------------------------------------------------------------------
@@ -237,9 +261,10 @@ def test_score_text_quality_on_bad_and_good_texts():
     rows = [{"content": content, "summary": text} for content, text in BAD + GOOD]
     texts = [row["summary"] for row in rows]
     got = metrics.score_text_quality(texts, rows, value_lexicon=LEXICON)
-    # BAD[0]: polo (衣样式) and polo衫, repetition, list; BAD[1]: 牛仔裤, 圆领 on trousers, list; GOOD: nothing.
+    # BAD[0]: polo (衣样式) and polo衫, repetition, list; BAD[1]: 牛仔裤, 圆领 on trousers (a part it has not, and
+    # a collar the input never gave), list; GOOD: nothing.
     assert got == pytest.approx({
-        "attribute_hallucination_rate": 25.0, "attribute_hallucinations_per_output": 0.25,
+        "attribute_hallucination_rate": 25.0, "attribute_hallucinations_per_output": 0.25, "unlisted_detail_rate": 25.0,
         "product_type_mismatch_rate": 50.0, "incompatible_part_rate": 25.0,
         "repetition_rate": 25.0, "list_ending_rate": 50.0,
     })

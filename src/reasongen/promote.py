@@ -39,6 +39,7 @@ def gate_failures(candidate: dict[str, Any], champion: dict[str, Any] | None, ga
             reasons.append(f"objective {ours:.2f} < champion {theirs:.2f} - tolerance {gates.tolerance}")
     checks = (("hallucination_rate", "max_hallucination_rate", max), ("violation_rate", "max_violation_rate", max),
               ("attribute_hallucination_rate", "max_attribute_hallucination_rate", max),
+              ("unlisted_detail_rate", "max_unlisted_detail_rate", max),
               ("product_type_mismatch_rate", "max_product_type_mismatch_rate", max),
               ("repetition_rate", "max_repetition_rate", max), ("list_ending_rate", "max_list_ending_rate", max),
               ("aspect_accuracy", "min_aspect_accuracy", min), ("length_accuracy", "min_length_accuracy", min))

@@ -19,7 +19,8 @@ from reasongen.text.controls import find_violations
 SYSTEMS = ("model", "retrieval", "template")  # the systems whose texts predictions.jsonl and the plots keep
 WITH_CONTROLS = "model_with_controls"  # the model prompted with the controls derived from each reference
 TABLE_METRICS = ("bleu4", "rouge1", "rouge2", "rougeL", "distinct1", "distinct2", "unique_ratio", "coverage",
-                 "hallucination_rate", "attribute_hallucination_rate", "product_type_mismatch_rate",
+                 "hallucination_rate", "attribute_hallucination_rate", "unlisted_detail_rate",
+                 "product_type_mismatch_rate",
                  "repetition_rate", "list_ending_rate", "aspect_accuracy", "length_accuracy", "keyword_recall",
                  "violation_rate", "avg_length")
 

@@ -13,7 +13,7 @@ from transformers import LogitsProcessor
 from reasongen.adgen.prompts import PROMPT_END, prompt_for_row
 from reasongen.adgen.selection import Checks, choose
 from reasongen.errors import UserError
-from reasongen.metrics.text_quality import hallucination_candidates
+from reasongen.metrics.text_quality import hallucination_candidates, unlisted_candidates
 from reasongen.modeling import model_io
 from reasongen.modeling.constraints import CharNgramBlock, MentionBias, StringBan, TokenIndex
 from reasongen.modeling.generation import ProcessorsFor, generate_candidates
@@ -61,6 +61,7 @@ class Generator:
         """The decoding constraints for rows (None: none configured). spec: mention_bonus (a logit bonus for
         starting an input value the text has not named), ngram_block (n: no character n-gram twice, 0 off),
         ban_contradictions (never spell a known value of a key the input lists that the input does not give),
+        ban_unlisted (never spell a known value of a key the input does not list: no detail the shop never gave),
         ban_wording (never spell an advertising-law word)."""
         if not spec or not any(spec.values()):
             return None
@@ -78,7 +79,9 @@ class Generator:
             if spec.get("ngram_block"):
                 found.append(CharNgramBlock(index, n=int(spec["ngram_block"])))
             contradicting = [[value for _, value in hallucination_candidates(p, lexicon)]
-                             if spec.get("ban_contradictions") else [] for p in chosen]
+                             * bool(spec.get("ban_contradictions"))
+                             + [value for _, value in unlisted_candidates(p, lexicon)] * bool(spec.get("ban_unlisted"))
+                             for p in chosen]
             if wording or any(contradicting):  # last, so that no bonus lifts a banned token back
                 found.append(StringBan(index, banned=wording, per_prompt=contradicting))
             return found

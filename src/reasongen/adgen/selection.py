@@ -26,6 +26,7 @@ from reasongen.metrics.text_quality import (
     list_endings,
     normalise,
     repeated_phrases,
+    unlisted_details,
 )
 from reasongen.text.attributes import Attributes, parse_content
 from reasongen.text.controls import detect_aspects, find_violations, length_bucket
@@ -55,12 +56,14 @@ def consensus(candidates: Sequence[str]) -> list[float]:
 
 def faults(text: str, pairs: Attributes, checks: Checks) -> dict[str, int]:
     """What a reader would reject in text, counted by the metrics' definitions: hallucination (the narrow keys),
-    attribute_hallucination (any key the input lists), product_type (another garment, or a part it has not),
+    attribute_hallucination (any key the input lists), unlisted_detail (a known value of a key the input does not
+    list: a detail the shop never gave), product_type (another garment, or a part it has not),
     repetition (repeated phrases), list_ending (runs of bare attribute clauses), violation (wording rules)."""
     lexicon = checks.value_lexicon
     return {
         "hallucination": len(hallucinated_values(text, pairs, lexicon, checks.checked_keys)),
         "attribute_hallucination": len(attribute_hallucinations(text, pairs, lexicon)),
+        "unlisted_detail": len(unlisted_details(text, pairs, lexicon)),
         "product_type": len(product_type_mismatches(text, pairs)) + len(incompatible_parts(text, pairs, lexicon)),
         "repetition": len(repeated_phrases(text)),
         "list_ending": len(list_endings(text, known_values(lexicon, pairs))),
@@ -83,7 +86,8 @@ def rule_score(text: str, pairs: Attributes, row: Mapping[str, Any], checks: Che
     return score
 
 
-FAULTS = ("hallucination", "attribute_hallucination", "product_type", "repetition", "list_ending", "violation")
+FAULTS = ("hallucination", "attribute_hallucination", "unlisted_detail", "product_type", "repetition", "list_ending",
+          "violation")
 
 
 def select(candidates: Sequence[str], row: Mapping[str, Any], checks: Checks, weights: Mapping[str, float]) -> str:
@@ -105,7 +109,8 @@ def clauses(text: str) -> list[str]:
 
 def repair(text: str, row: Mapping[str, Any], checks: Checks, options: Mapping[str, bool]) -> str:
     """Drop clauses, never add any: those with an advertising-law word (drop_violations), a value the input
-    contradicts under any key it lists (drop_hallucinations), another garment or a part this one has not
+    contradicts under any key it lists (drop_hallucinations), a detail under a key it does not list
+    (drop_unlisted), another garment or a part this one has not
     (drop_other_garments), the same words as an earlier clause (drop_repeats), or in a run of three or more bare
     attribute clauses (drop_list_endings); then trailing clauses that name no input value while the text is over
     its requested length bucket (fit_length). The opening clause stays unless it breaks a rule itself, and a
@@ -142,6 +147,8 @@ def clause_faulty(clause: str, pairs: Attributes, checks: Checks, options: Mappi
         return True
     if options.get("drop_hallucinations") and (hallucinated_values(clause, pairs, lexicon, checks.checked_keys)
                                                or attribute_hallucinations(clause, pairs, lexicon)):
+        return True
+    if options.get("drop_unlisted") and unlisted_details(clause, pairs, lexicon):
         return True
     return bool(options.get("drop_other_garments") and (product_type_mismatches(clause, pairs)
                                                         or incompatible_parts(clause, pairs, lexicon)))

@@ -20,7 +20,8 @@ EXPLAIN_METRICS = ("bleu_words", "rouge_words", "explanation_features", "semanti
 KNOWN_MODULES = METRIC_MODULES + TEXT_QUALITY_METRICS + EXPLAIN_METRICS
 
 # What a reader rejects, as rates: the objective subtracts them.
-FAULT_RATES = ("attribute_hallucination_rate", "product_type_mismatch_rate", "repetition_rate", "list_ending_rate")
+FAULT_RATES = ("attribute_hallucination_rate", "unlisted_detail_rate", "product_type_mismatch_rate", "repetition_rate",
+               "list_ending_rate")
 # The control-following metrics: measured only when the prompt carries controls (evaluate.control_table).
 CONTROL_METRICS = ("aspect_accuracy", "length_accuracy", "keyword_recall")
 

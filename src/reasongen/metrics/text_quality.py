@@ -101,6 +101,25 @@ def attribute_hallucinations(
     return [pair for pair in found if pair in wanted_pairs]
 
 
+def unlisted_candidates(pairs: Attributes, value_lexicon: Mapping[str, Sequence[str]]) -> list[tuple[str, str]]:
+    """(key, value): the known values of every factual key whose slot the input does not list at all, lower case
+    (one-character and everyday-word values left out, as for attribute_hallucinations). Naming one states a detail
+    the shop never gave: a collar on a 西装 with no 领型, cotton with no 材质. Also a decoder's ban list."""
+    listed = {KEY_SLOTS.get(key, key) for key, _ in pairs}
+    licensed = _licensed(pairs)
+    return list(dict.fromkeys(
+        (key, value.lower()) for key in checked_keys(value_lexicon) if KEY_SLOTS.get(key, key) not in listed
+        for value in value_lexicon[key] if len(value) > 1 and value not in GENERIC_VALUES.get(key, ())
+        and not any(value.lower() in given for given in licensed)))
+
+
+def unlisted_details(text: str, pairs: Attributes, value_lexicon: Mapping[str, Sequence[str]]) -> list[tuple[str, str]]:
+    """(key, value) for each detail the text states under a key the input does not list (unlisted_candidates),
+    matched as attribute_hallucinations matches: input values and idioms masked, pairing suggestions skipped."""
+    masked = mask(text.lower(), [*_licensed(pairs), *NON_VALUE_PHRASES])
+    return find_values(masked, unlisted_candidates(pairs, value_lexicon), other_garment_spans(masked))
+
+
 # --- repeated phrases -----------------------------------------------------------------------------------------
 
 # Clauses end at any punctuation, the enumeration comma included: 穿着舒适，穿着舒适 and 舒适、舒适 both repeat.
