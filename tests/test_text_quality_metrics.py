@@ -298,3 +298,9 @@ def test_human_references_rarely_break_the_checks():
     got = metrics.score_text_quality([row["summary"] for row in rows], rows, value_lexicon=value_lexicon(rows))
     assert got["attribute_hallucination_rate"] < 4 and got["product_type_mismatch_rate"] < 6
     assert got["incompatible_part_rate"] < 2 and got["repetition_rate"] < 2 and got["list_ending_rate"] < 0.5
+
+
+def test_a_word_as_its_own_modifier_is_a_repeat():
+    # found by reading the model's texts: the clause and 4-gram checks see no repeat in 显瘦的显瘦
+    assert repeated_phrases("宽松的版型，显瘦的显瘦，而且不挑身材") == ["显瘦的显瘦"]
+    assert repeated_phrases("显瘦的版型，显得很高") == []  # two different words
