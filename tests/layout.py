@@ -13,7 +13,7 @@ PACKAGE = SRC / "reasongen"
 # Lowest first. A module may import modules of its own layer or of a lower one, never of a higher one.
 LAYERS = (
     ("reasongen.paths", "reasongen.io", "reasongen.seeding", "reasongen.config"),  # plumbing
-    ("reasongen.rows", "reasongen.sources", "reasongen.tracking", "reasongen.text"),  # task-free services, vocabulary
+    ("reasongen.rows", "reasongen.sources", "reasongen.runs", "reasongen.tracking", "reasongen.text"),  # services
     ("reasongen.modeling",),  # task-free models: data, training, PEFT, I/O, generation, tokenizers
     ("reasongen.metrics",),  # one definition of each metric
     ("reasongen.adgen", "reasongen.explain"),  # the two tasks' libraries

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import json
 import sys
+import time
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -44,7 +45,12 @@ def data(args: argparse.Namespace) -> int:
 def stage(args: argparse.Namespace) -> int:
     # the stage sees only the params its dvc.yaml entry lists
     cfg = restrict(load_params(args.params, args.overrides), declared_params(args.name), args.name)
+    from reasongen.modeling.progress import duration, say
+
+    started = time.monotonic()
+    say(f"stage {args.name}: started")  # the header a log shows
     importlib.import_module(f"reasongen.stages.{args.name}").run(cfg)
+    say(f"stage {args.name}: done in {duration(time.monotonic() - started)}")
     return 0
 
 
