@@ -215,7 +215,9 @@ def copy_path(source: Path, target: Path) -> None:
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     """A git + DVC copy of the repo with the tiny preset on the user's-own-JSONL data path, after `dvc repro`."""
     work = tmp_path_factory.mktemp("repo")
-    for name in ("conf", "src", "dvc.yaml", "pyproject.toml", "requirements.lock", ".dvcignore"):
+    for name in ("conf", "src", "dvc.yaml", "pyproject.toml", "requirements.lock", ".dvcignore", ".gitignore",
+                 *(str(marker.relative_to(REPO)) for marker in REPO.glob("checkpoints/*/.gitignore"))):
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
         copy_path(REPO / name, work / name)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1",
            "TRANSFORMERS_OFFLINE": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONPATH": str(work / "src")}

@@ -23,6 +23,7 @@ from reasongen.adgen.evaluation import TABLE_METRICS
 from reasongen.adgen.generator import rule_checks
 from reasongen.config import load_params
 from reasongen.io import read_json, read_jsonl
+from reasongen.modeling.model_io import META_FILE
 from reasongen.paths import repo_root
 from reasongen.text.attributes import parse_content
 
@@ -169,7 +170,7 @@ def samples_section(root: Path, cfg: Any) -> str:
     """The sample report's products (same seed and count) as HTML: every system's text with advertising-law words
     and hallucinated values highlighted, and the flagged problems beside it."""
     predictions = root / "outputs/evaluate/predictions.jsonl"
-    meta = root / "outputs/finetune/model/reasongen.json"
+    meta = root / "outputs/finetune/model" / META_FILE
     if not predictions.exists() or not meta.exists():
         return '<p class="note">no predictions yet (dvc repro evaluate)</p>'
     rows = read_jsonl(predictions)
