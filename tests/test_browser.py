@@ -12,33 +12,23 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from browser import Browser, find_chromium
 from conftest import BIN, run, store_client
 from test_promote_serve import NAME, free_port, promote
+from test_sweep import TEST_SEARCH
 
 from reasongen import team
 
 pytestmark = pytest.mark.slow
 
-# Three completed trials with different learning rates: their loss curves and objectives side by side.
-SHOWCASE_SEARCH = """study_name: showcase
-storage: sqlite:///optuna.db
-n_trials: 3
-seed: 0
-worker: null
-heartbeat_interval: 60
-grace_period: 180
-timeout_s: null
-max_val_examples: 4
-direction: maximize
-enqueue:
-  - {finetune.lr: 0.01}
-  - {finetune.lr: 0.003}
-  - {finetune.lr: 0.0003}
-pruner: {n_startup_trials: 100, n_warmup_steps: 0}
-space:
-  finetune.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
-"""
+# Three completed trials with different learning rates (test_sweep's search otherwise): their loss curves and
+# objectives side by side.
+SHOWCASE_SEARCH = yaml.safe_dump({
+    **yaml.safe_load(TEST_SEARCH), "study_name": "showcase",
+    "enqueue": [{"finetune.lr": lr} for lr in (0.01, 0.003, 0.0003)],
+    "pruner": {"n_startup_trials": 100, "n_warmup_steps": 0},  # no pruning: every trial runs its epochs
+    "space": {"finetune.lr": {"type": "float", "low": 1.0e-4, "high": 1.0e-2, "log": True}}})
 SWEEP = ["hparams_search=showcase", "finetune.epochs=3", "trainer.log_every_n_steps=2", "generation.max_new_tokens=4"]
 # The MLflow UI keeps its settings in the browser's local storage: the model-training view (not GenAI), the
 # assistant panel closed, and per experiment the runs table's columns, filter and expanded rows.
@@ -160,10 +150,10 @@ def test_a_trial_run_shows_its_loss_curves(showcase, browser, shots) -> None:
     history = store_client(work).get_metric_history(ids["trial"], "val_loss")
     assert len(history) == 3  # one point per epoch, logged while the trial trained
     open_ui(browser, base, f"experiments/{ids['experiment']}/runs/{ids['trial']}/model-metrics", ids["experiment"])
-    browser.wait_for("trial-0", "Model metrics", "System metrics", "val/bleu4")
+    browser.wait_for("trial-0", "Model metrics", "System metrics", "aspect_accuracy")  # first, the val/ section
     search_charts(browser, "^(train_loss|val_loss)$")
     shown = browser.wait_for("train_loss", "val_loss")
-    assert "val/bleu4" not in shown
+    assert "aspect_accuracy" not in shown
     assert browser.script("return document.querySelectorAll('.js-plotly-plot, svg.main-svg').length") >= 2
     browser.screenshot(shots / "mlflow-trial-curves.png")
 
