@@ -83,7 +83,7 @@ ui: $(STAMP)  ## the MLflow UI on http://127.0.0.1:5000 over the embedded sqlite
 # Debian packages of the browser checks; as root, or through sudo
 BROWSER := chromium chromium-driver fonts-noto-cjk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-screenshots: $(TEAM_STAMP)  ## docs/img/*.png from headless Chromium (apt-get installs it if missing): MLflow UI, report, plots
+screenshots: $(STAMP)  ## docs/img/*.png from headless Chromium (apt-get installs it if missing): MLflow UI, report, plots
 	@command -v chromedriver >/dev/null || { echo "installing $(BROWSER)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(BROWSER); }
 	REASONGEN_SCREENSHOTS=$(CURDIR)/docs/img $(BIN)/python -m pytest -q -m slow -p no:randomly tests/test_browser.py

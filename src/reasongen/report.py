@@ -83,16 +83,15 @@ def experiments(root: Path) -> list[dict[str, Any]]:
     return [{"experiment": record.get("Experiment") or record.get("rev"), "rev": record.get("rev"),
              "created": record.get("Created"), "state": record.get("State"),
              **{name: column(record, name) for name in PARAMS},
-             **{metric: column(record, f"model.{metric}", "metrics.json") for metric in HEADLINE}}
+             **{metric: column(record, f"model.{metric}") for metric in HEADLINE}}
             for record in records]
 
 
-def column(record: Mapping[str, Any], key: str, source: str = "params.yaml") -> Any:
+def column(record: Mapping[str, Any], key: str) -> Any:
     """A value of a `dvc exp show` record, whether or not DVC prefixed the key with its file (`file:key`)."""
-    if key in record and source == "params.yaml":
+    if key in record:
         return record[key]
-    matches = [value for name, value in record.items() if name.endswith(f"{source}:{key}")]
-    return matches[0] if matches else record.get(key)
+    return next((value for name, value in record.items() if name.endswith(f":{key}")), None)
 
 
 def mlflow_runs(experiment: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -105,12 +104,12 @@ def mlflow_runs(experiment: str) -> tuple[list[dict[str, Any]], list[dict[str, A
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         return [], []
     configure()
-    found = mlflow.MlflowClient().get_experiment_by_name(experiment)
+    client = mlflow.MlflowClient()
+    found = client.get_experiment_by_name(experiment)
     if found is None:
         return [], []
     pipeline, trials = [], []
-    for run in mlflow.MlflowClient().search_runs([found.experiment_id], max_results=500,
-                                                  order_by=["attributes.start_time DESC"]):
+    for run in client.search_runs([found.experiment_id], max_results=500, order_by=["attributes.start_time DESC"]):
         data, info = run.data, run.info
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.start_time / 1000))
         if "bleu4" in data.metrics:
@@ -118,31 +117,29 @@ def mlflow_runs(experiment: str) -> tuple[list[dict[str, Any]], list[dict[str, A
                              **{name: data.params.get(name) for name in PARAMS},
                              **{metric: data.metrics.get(metric) for metric in HEADLINE}})
         elif "optuna_trial" in data.tags:
+            val_loss = [point.value for point in client.get_metric_history(info.run_id, "val_loss")]
             trials.append({"study": data.tags.get("optuna_study"), "trial": data.tags["optuna_trial"],
-                           "state": data.tags.get("optuna_state", info.status), "objective":
-                           data.metrics.get("objective"), "best val_loss": min(
-                               (m.value for m in mlflow.MlflowClient().get_metric_history(info.run_id, "val_loss")),
-                               default=None),
+                           "state": data.tags.get("optuna_state", info.status),
+                           "objective": data.metrics.get("objective"), "best val_loss": min(val_loss, default=None),
                            **{f"val/{m}": data.metrics.get(f"val/{m}") for m in ("bleu4", "rougeL", "coverage")}})
     return pipeline, trials
 
 
 def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
-    """An HTML table of dicts (numbers right-aligned, two decimals)."""
+    """An HTML table of dicts: metrics right-aligned with two decimals, the PARAMS columns as they are."""
     if not rows:
         return '<p class="note">none yet</p>'
     columns = list(columns or rows[0])
 
-    def cell(value: Any) -> str:
-        if isinstance(value, float):
-            shown = f"{value:.2f}" if value == 0 or abs(value) >= 0.01 else f"{value:.2g}"  # a learning rate
-            return f'<td class="num">{shown}</td>'
-        if isinstance(value, int) and not isinstance(value, bool):
+    def cell(name: str, value: Any) -> str:
+        if isinstance(value, float) and name not in PARAMS:
+            return f'<td class="num">{value:.2f}</td>'
+        if isinstance(value, int | float) and not isinstance(value, bool):
             return f'<td class="num">{value}</td>'
         return f"<td>{html.escape('' if value is None else str(value))}</td>"
 
     head = "".join(f"<th>{html.escape(name)}</th>" for name in columns)
-    body = "".join("<tr>" + "".join(cell(row.get(name)) for name in columns) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(cell(name, row.get(name)) for name in columns) + "</tr>" for row in rows)
     return f'<div class="wide"><table><tr>{head}</tr>{body}</table></div>'
 
 
