@@ -194,6 +194,9 @@ def test_report_renders_offline(showcase, browser, shots) -> None:
     assert "missing:" in shown or "invented:" in shown or "not met" in shown  # what the flags say
     assert fetched_from_network(browser) == []
     browser.screenshot(shots / "report.png")
+    browser.resize(1400, 1100)
+    browser.script("document.querySelector('.product').scrollIntoView()")  # the sample products, up close
+    browser.screenshot(shots / "report-samples.png")
     browser.resize(1600, 1000)
 
 
