@@ -12,10 +12,11 @@ export HF_EVALUATE_OFFLINE ?= 1
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help install params data run repro test test-slow lint audit metrics plots ui sweep promote serve team-up team-down clean
+.PHONY: help install params data run repro test test-slow lint audit metrics plots report vega-template ui screenshots \
+	sweep promote serve team-up team-down clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,7 +58,7 @@ repro: run
 test: $(STAMP)  ## the test suite (offline, CPU; without the slow tests)
 	$(BIN)/python -m pytest -q $(ARGS)
 
-test-slow: $(TEAM_STAMP) $(AUDIT_STAMP)  ## the slow tests: DDP, PostgreSQL + MLflow server, kills, serving load, pip-audit
+test-slow: $(TEAM_STAMP) $(AUDIT_STAMP)  ## the slow tests: DDP, PostgreSQL + MLflow server, kills, serving load, pip-audit, DVC grid, browser
 	$(BIN)/python -m pytest -q -m slow $(ARGS)
 
 lint: $(STAMP)  ## ruff
@@ -70,12 +71,33 @@ metrics: $(STAMP)  ## dvc metrics show (model and baselines; prepare and finetun
 	$(BIN)/dvc metrics show outputs/evaluate/metrics.json
 	$(BIN)/dvc metrics show outputs/prepare/stats.json outputs/finetune/summary.json
 
-plots: $(STAMP)  ## dvc plots show (HTML in dvc_plots/)
+plots: $(STAMP)  ## dvc plots show (dvc_plots/index.html; vega inlined: renders offline)
 	$(BIN)/dvc plots show
 
+report: $(STAMP)  ## reports/index.html: curves, metrics across experiments, control accuracy, flagged samples (offline)
+	$(BIN)/python -m reasongen.report
+
+VEGA := vega@5 vega-lite@5 vega-embed@6
+vega-template: $(STAMP)  ## rebuild .dvc/plots/offline.html: vega, vega-lite, vega-embed from npm, inlined
+	rm -rf .vega && mkdir .vega && cd .vega && npm pack --silent $(VEGA) >/dev/null && \
+		for f in *.tgz; do mkdir "$${f%.tgz}" && tar xzf "$$f" -C "$${f%.tgz}"; done
+	$(BIN)/python -m reasongen.report template .vega/vega-[0-9]*/package/build/vega.min.js \
+		.vega/vega-lite-*/package/build/vega-lite.min.js .vega/vega-embed-*/package/build/vega-embed.min.js \
+		--output .dvc/plots/offline.html
+	rm -rf .vega
+
 ui: $(STAMP)  ## the MLflow UI on http://127.0.0.1:5000 over the embedded sqlite store
+	@echo "open http://127.0.0.1:5000/#/experiments?workflowType=machine_learning (training runs, not GenAI)"
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db \
 		--default-artifact-root ./mlartifacts --host 127.0.0.1 --port 5000
+
+# Debian packages of the browser checks; as root, or through sudo
+BROWSER := chromium chromium-driver fonts-noto-cjk
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+screenshots: $(STAMP)  ## docs/img/*.png from headless Chromium (apt-get installs it if missing): MLflow UI, report, plots
+	@command -v chromedriver >/dev/null || { echo "installing $(BROWSER)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(BROWSER); }
+	REASONGEN_SCREENSHOTS=$(CURDIR)/docs/img $(BIN)/python -m pytest -q -m slow -p no:randomly tests/test_browser.py
 
 sweep: data  ## Optuna search (resumable): make sweep ARGS="hparams_search.n_trials=20 finetune.epochs=1"
 	$(BIN)/dvc repro base_model
@@ -97,4 +119,4 @@ team-down: $(STAMP)  ## stop the MLflow server of team-up (and PostgreSQL, if te
 	$(BIN)/python -m reasongen.team down
 
 clean:  ## remove pipeline outputs (not the venv, the MLflow store or the DVC cache)
-	rm -rf outputs checkpoints dvc_plots
+	rm -rf outputs checkpoints dvc_plots reports

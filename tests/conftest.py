@@ -89,22 +89,27 @@ def bpe_tokenizer(tiny_prepared):
     return bpe_from_texts(training_texts(iter_jsonl(tiny_prepared / "train.jsonl")), vocab_size=300, min_frequency=1)
 
 
+# Stage functions called in-process train without MLflow (it would write to the checkout's store); the `pipeline`
+# fixture and the tests of live tracking use the mlflow logger.
+TINY = ["experiment=tiny", "logger=none"]
+
+
 @lru_cache(maxsize=1)
 def _tiny_cfg() -> DictConfig:
     from reasongen.config import compose
 
-    return compose(["experiment=tiny"], config_dir=CONF_DIR)
+    return compose(TINY, config_dir=CONF_DIR)
 
 
 @pytest.fixture(scope="session")
 def tiny_cfg():
-    """tiny_cfg("peft=ia3", finetune={"max_steps": 3}): experiment=tiny composed with Hydra overrides
+    """tiny_cfg("peft=ia3", finetune={"max_steps": 3}): experiment=tiny (logger=none) composed with Hydra overrides
     (strings containing '=' before any keyword), then merged with plain-dict section overrides."""
 
     def build(*overrides: str, **sections) -> DictConfig:
         from reasongen.config import compose
 
-        cfg = compose(["experiment=tiny", *overrides], config_dir=CONF_DIR) if overrides else deepcopy(_tiny_cfg())
+        cfg = compose([*TINY, *overrides], config_dir=CONF_DIR) if overrides else deepcopy(_tiny_cfg())
         return OmegaConf.merge(cfg, OmegaConf.create(sections)) if sections else cfg
 
     return build
@@ -211,16 +216,22 @@ def tiny_reviews_file(folder: Path) -> Path:
     return path
 
 
+def copy_path(source: Path, target: Path) -> None:
+    if source.is_dir():
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"),
+                        dirs_exist_ok=True)
+    elif source.exists():
+        shutil.copy(source, target)
+
+
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     """A git + DVC copy of the repo with the tiny preset on the user's-own-JSONL data path, after `dvc repro`."""
     work = tmp_path_factory.mktemp("repo")
-    for name in ("conf", "src", "dvc.yaml", "pyproject.toml", "requirements.lock", ".dvcignore"):
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, work / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        elif source.exists():
-            shutil.copy(source, work / name)
+    for name in ("conf", "src", "dvc.yaml", "pyproject.toml", "requirements.lock", ".dvcignore", ".gitignore",
+                 *(str(marker.relative_to(REPO)) for marker in REPO.glob("checkpoints/*/.gitignore"))):
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        copy_path(REPO / name, work / name)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1",
            "TRANSFORMERS_OFFLINE": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONPATH": str(work / "src")}
     env.pop("MLFLOW_TRACKING_URI", None)
@@ -229,11 +240,15 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     run(["git", "init", "-q"], work, env)
     run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "init"], work, env)
     run([str(BIN / "dvc"), "init", "-q"], work, env)
+    for name in (".dvc/config", ".dvc/plots"):  # hydra composition for `dvc exp run -S`, the offline plot templates
+        copy_path(REPO / name, work / name)
     run([sys.executable, "-m", "reasongen", "params", "experiment=tiny", "data.source=jsonl",
          f"data.jsonl_path={raw}", f"explain.data.shared_file={reviews}", "explain.data.sha256=null"], work, env)
     run([sys.executable, "-m", "reasongen", "data"], work, env)
     run([str(BIN / "dvc"), "add", "-q", "data"], work, env)
-    run([str(BIN / "dvc"), "repro"], work, env)
+    repro = run([str(BIN / "dvc"), "repro"], work, env)
+    # what `make run > log` shows: the stages' output goes to a pipe, not a terminal
+    repro_log(work).write_text(repro.stdout + repro.stderr, encoding="utf-8")
     return work, env
 
 
@@ -287,3 +302,8 @@ def ping(base: str) -> bool:
             return response.status == 200
     except (urllib.error.URLError, ConnectionError):
         return False
+
+
+def repro_log(work: Path) -> Path:
+    """The output of the `pipeline` fixture's `dvc repro` (beside the copy, outside the repository)."""
+    return work.parent / f"{work.name}-repro.log"

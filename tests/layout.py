@@ -14,13 +14,15 @@ PACKAGE = SRC / "reasongen"
 LAYERS = (
     ("reasongen.paths", "reasongen.io", "reasongen.seeding", "reasongen.config", "reasongen.overrides",
      "reasongen.errors"),  # plumbing
-    ("reasongen.rows", "reasongen.sources", "reasongen.tracking", "reasongen.serving", "reasongen.text"),  # services
+    ("reasongen.rows", "reasongen.sources", "reasongen.runs", "reasongen.tracking", "reasongen.serving",
+     "reasongen.text"),  # services
     ("reasongen.modeling",),  # task-free models: data, training, PEFT, I/O, generation, tokenizers
     ("reasongen.metrics",),  # one definition of each metric
     ("reasongen.adgen", "reasongen.explain"),  # the two tasks' libraries
     ("reasongen.stages",),  # thin DVC stages
     ("reasongen.sweep", "reasongen.promote"),  # workflows over stages
-    ("reasongen.commands", "reasongen.cli", "reasongen.__main__", "reasongen.team", "reasongen"),  # the command line
+    ("reasongen.commands", "reasongen.cli", "reasongen.__main__", "reasongen.team", "reasongen.report",
+     "reasongen"),  # the command line
 )
 # Packages of one layer that must not import each other (the two tasks stay apart).
 SEPARATE = {("reasongen.adgen", "reasongen.explain"), ("reasongen.explain", "reasongen.adgen")}

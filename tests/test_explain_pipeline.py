@@ -40,6 +40,10 @@ def test_explain_run_is_tracked_and_registered(pipeline) -> None:
     assert "a_profile_feature/fmr" in run_info.data.metrics and "d_retrieval/bleu4" in run_info.data.metrics
     assert run_info.data.params["explain.peft.method"] == "none"
     assert len(client.get_metric_history(registered["run_id"], "soft_prompt/val_loss")) >= 1
+    children = client.search_runs([run_info.info.experiment_id], f"tags.mlflow.parentRunId = '{registered['run_id']}'")
+    assert sorted(child.data.tags["stage"] for child in children) == ["explain_finetune", "explain_soft_prompt"]
+    assert all(len(client.get_metric_history(child.info.run_id, "val_loss")) >= 1 for child in children)
+    assert run_info.info.status == "FINISHED"
     version = client.get_model_version("reasongen-explain", registered["version"])
     assert version.tags["source_run_id"] == registered["run_id"]
     logged = json.dumps(client.get_run(registered["run_id"]).data.params)

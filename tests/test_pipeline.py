@@ -1,14 +1,16 @@
 """The whole DAG end to end on the tiny preset: `dvc repro` in a temporary copy of the repository, then the
-MLflow run, the registered model, the CLI on it, and DVC's view of what changed."""
+MLflow runs (the pipeline run, a live child run per training stage), the registered model, the CLI on it, what a
+log file shows, the offline plots page and report, and DVC's view of what changed."""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
 import yaml
-from conftest import BIN, TINY_ROWS, run, store_client
+from conftest import BIN, TINY_ROWS, repro_log, run, store_client
 
 
 def test_repro_writes_metrics_for_model_and_baselines(pipeline) -> None:
@@ -83,3 +85,87 @@ def test_repro_again_is_up_to_date_and_one_param_reruns_only_its_stages(pipeline
         (work / "params.yaml").write_text(original)
     # register records every param (the whole config goes to MLflow), so it re-runs too; nothing upstream does
     assert set(json.loads(changed)) == {"evaluate", "register"}
+
+
+def artifact_paths(client, run_id: str, folder: str | None = None) -> set[str]:
+    """Every artifact file of a run, folders walked."""
+    found = set()
+    for entry in client.list_artifacts(run_id, folder):
+        found |= artifact_paths(client, run_id, entry.path) if entry.is_dir else {entry.path}
+    return found
+
+
+def inputs(run) -> dict[str, tuple[str, str]]:
+    """A run's datasets: name -> (digest, context)."""
+    return {item.dataset.name: (item.dataset.digest, next(t.value for t in item.tags if t.key.endswith("context")))
+            for item in run.inputs.dataset_inputs}
+
+
+def dvc_hashes(work: Path, stage: str) -> dict[str, str]:
+    """The md5 dvc.lock records for each output of a stage."""
+    lock = yaml.safe_load((work / "dvc.lock").read_text())
+    return {out["path"]: out["md5"] for out in lock["stages"][stage]["outs"]}
+
+
+def test_training_stages_log_live_into_the_pipeline_run(pipeline) -> None:
+    """One MLflow run per pipeline execution, a finished child per training stage with its step curves, config
+    and datasets (with their DVC hashes); register records the results, the sample report and plots in the parent."""
+    work, _ = pipeline
+    registered = json.loads((work / "outputs/register/registered.json").read_text())
+    client = store_client(work)
+    parent = client.get_run(registered["run_id"])
+    experiment = parent.info.experiment_id
+    assert client.get_experiment(experiment).tags["mlflow.experimentKind"] == "custom_model_development"
+    assert parent.info.status == "FINISHED" and parent.info.run_name.startswith("gpt2-lora-")
+    children = {child.data.tags["stage"]: child for child in client.search_runs(
+        [experiment], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")}
+    assert set(children) == {"base_model", "finetune"}
+    hashes = dvc_hashes(work, "prepare")
+    splits = {f"outputs/prepare/{name}.jsonl": (hashes[f"outputs/prepare/{name}.jsonl"], context)
+              for name, context in (("train", "training"), ("val", "validation"), ("test", "testing"))}
+    for stage, child in children.items():
+        assert child.info.status == "FINISHED"
+        assert len(client.get_metric_history(child.info.run_id, "val_loss")) >= 1, stage
+        assert inputs(child) == {name: found for name, found in splits.items() if "test" not in name}
+        assert "config/params.yaml" in artifact_paths(client, child.info.run_id)
+        assert child.data.params["trainer.log_every_n_steps"] == "10"  # the stage's own config
+    assert children["finetune"].data.params["peft.method"] == "lora"
+    assert "peft.method" not in children["base_model"].data.params  # each stage records only what it reads
+    assert inputs(parent) == splits
+    assert {"samples/sample_report.md", "plots/aspect_accuracy.csv", "plots/aspect_accuracy.png",
+            "plots/length_bucket_accuracy.png", "plots/finetune_loss.png", "config/params.yaml",
+            "pipeline/dvc.lock"} <= artifact_paths(client, parent.info.run_id)
+
+
+def test_a_log_file_shows_every_stage_epoch_and_generation(pipeline) -> None:
+    """What `make run > log` shows: the stages' output goes to a pipe, where progress bars would print only at
+    their end; instead a header per stage, the epochs with their losses, and a generation counter."""
+    log = repro_log(pipeline[0]).read_text(encoding="utf-8")
+    for stage in ("prepare", "base_model", "finetune", "evaluate", "register", "explain_finetune"):
+        assert f"stage {stage}: started" in log and f"stage {stage}: done in " in log
+    assert re.search(r"\] epoch 1/1 done \(step \d+, \d+ s\): train_loss [\d.]+, val_loss [\d.]+", log)
+    assert re.search(r"\] generate \(\d+ per prompt\): (\d+)/\1 \(100%\)", log)
+
+
+def test_dvc_plots_page_needs_no_network_and_draws_a_bar_per_system(pipeline, tmp_path) -> None:
+    work, env = pipeline
+    run([str(BIN / "dvc"), "plots", "show", "-o", str(tmp_path / "plots")], work, env)
+    page = (tmp_path / "plots/index.html").read_text(encoding="utf-8")
+    assert "<script src" not in page and "cdn.jsdelivr" not in page  # vega, vega-lite, vega-embed inlined
+    assert page.count("vegaEmbed('#") == len(yaml.safe_load((work / "dvc.yaml").read_text())["plots"])
+    assert page.count('"yOffset": {"field": "system"') == 2  # aspect and length-bucket accuracy: bars per system
+
+
+def test_report_is_one_self_contained_page(pipeline, tmp_path) -> None:
+    work, env = pipeline
+    output = tmp_path / "index.html"
+    run([sys.executable, "-m", "reasongen.report", "--output", str(output)], work, env)
+    page = output.read_text(encoding="utf-8")
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # nothing to fetch
+    for section in ("Test metrics (Task A)", "Training curves", "Metrics across DVC experiments",
+                    "Metrics across MLflow pipeline runs", "Sample products"):
+        assert section in page
+    assert page.count("vegaEmbed('#plot") == len(yaml.safe_load((work / "dvc.yaml").read_text())["plots"])
+    sample_rows = yaml.safe_load((work / "params.yaml").read_text())["evaluate"]["sample_rows"]
+    assert page.count('<div class="product">') == sample_rows
+    assert '<tr class="flagged">' in page  # the tiny model's texts break rules: flagged, with their notes

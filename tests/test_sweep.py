@@ -105,6 +105,24 @@ def test_mlflow_parent_and_children_end_in_a_final_state(sweep_repo) -> None:
     assert {"sweep/best.json", "sweep/optimization_history.html"} <= artifacts
 
 
+def test_a_trial_run_holds_its_loss_curve_config_and_datasets(sweep_repo) -> None:
+    """The trial trains inside its MLflow run, so the run shows the curve as it grows: val_loss per epoch (the
+    trial trains two), train_loss per logged step, the trial's whole config and the datasets it trained on."""
+    work, _ = sweep_repo
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("reasongen-adgen")
+    (trial,) = client.search_runs([experiment.experiment_id],
+                                  "tags.optuna_study = 'test-sweep' and tags.optuna_trial = '0'")
+    steps = [point.step for point in client.get_metric_history(trial.info.run_id, "val_loss")]
+    assert len(steps) == 2 and 0 < steps[0] < steps[1]
+    assert client.get_metric_history(trial.info.run_id, "train_loss")
+    assert trial.data.params["finetune.lr"] == "0.01" and trial.data.params["finetune.epochs"] == "2"
+    assert {item.dataset.name for item in trial.inputs.dataset_inputs} == {"outputs/prepare/train.jsonl",
+                                                                             "outputs/prepare/val.jsonl"}
+
+
 def start_worker(work, env, worker: int, *overrides: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "reasongen", "sweep", *WORKER_OVERRIDES,
                              f"hparams_search.worker={worker}", *overrides],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,12 @@ def stage(args: argparse.Namespace) -> int:
     cfg = load_params(args.params, args.overrides)  # first: a typo gets its closest key
     check_within(args.overrides, declared, args.name)
     cfg = restrict(cfg, declared, args.name)
+    from reasongen.modeling.progress import duration, say
+
+    started = time.monotonic()
+    say(f"stage {args.name}: started")  # the header a log shows
     importlib.import_module(f"reasongen.stages.{args.name}").run(cfg)
+    say(f"stage {args.name}: done in {duration(time.monotonic() - started)}")
     return 0
 
 

@@ -19,7 +19,7 @@ import optuna
 from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from reasongen import metrics, tracking
+from reasongen import metrics, runs, tracking
 from reasongen.config import apply_overrides, compose, config_hash, load_params, to_container
 from reasongen.io import read_jsonl, write_json
 from reasongen.stages import finetune
@@ -198,14 +198,16 @@ class Sweep:
 
         chosen = suggest(trial, to_container(self.search.space))
         tags = {"optuna_trial": str(trial.number), "optuna_study": self.search.study_name, "worker": str(self.worker)}
+        # the trial's run is live: finetune.run logs its step curves and datasets into it (runs.stage_run)
         with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True, experiment_id=self.experiment,
-                              tags=tags) as child:
+                              tags=tags, log_system_metrics=runs.system_metrics(self.cfg.logger)) as child:
             trial.set_user_attr("mlflow_run_id", child.info.run_id)
             trial.set_user_attr("worker", self.worker)
             mlflow.log_params({key: str(value) for key, value in chosen.items()})
             try:
                 cfg = apply_overrides(self.cfg, [f"{key}={value}" for key, value in chosen.items()])
                 mlflow.set_tags(tracking.lineage_tags(config_hash(cfg)))
+                runs.log_config(cfg)
                 out_dir = self.workdir / f"trial_{trial.number:03d}"
                 monitor = "neg_val_loss" if self.search.direction == "maximize" else "val_loss"
                 pruning = PyTorchLightningPruningCallback(trial, monitor=monitor)
@@ -234,11 +236,11 @@ class Sweep:
     def run(self) -> optuna.Study:
         import mlflow
 
-        tracking.configure()
+        runs.configure()
         study = self.study()
         lock = StudyLock(self.storage, self.search.study_name)
         with lock:  # one worker at a time sets the study up
-            self.experiment = tracking.experiment_id(self.cfg.tracking.experiment)
+            self.experiment = runs.experiment_id(self.cfg.tracking.experiment)
             fail_stale_trials(study)  # trials of workers that died (no heartbeat for grace_period)
             if not study.trials:
                 for params in self.search.get("enqueue") or []:  # configurations to try first, e.g. the default
@@ -262,7 +264,7 @@ class Sweep:
             return self.objective(trial)
 
         with mlflow.start_run(run_id=parent_id):
-            mlflow.set_tags({"sweep": self.search.study_name, "overrides": " ".join(self.overrides)[:500]})
+            mlflow.set_tags({"sweep": self.search.study_name, "overrides": " ".join(self.overrides)[:5000]})
             mlflow.log_dict(to_container(self.search), "sweep/hparams_search.yaml")
             lock.acquire()
             try:

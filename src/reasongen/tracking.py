@@ -1,47 +1,22 @@
-"""MLflow in one place: tracking URI, experiment, lineage tags, the recording of a pipeline run and its registered
-model, and loading a registered model back; the embedded default needs no server."""
+"""MLflow records and the registry: lineage tags, the recording of a pipeline run's results and its registered model,
+and loading a registered model back; the embedded default needs no server. The store, experiments and the live runs
+of training stages are in runs.py."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 from omegaconf import DictConfig
 
-from reasongen.config import config_hash, flatten, to_container
+from reasongen.config import config_hash
 from reasongen.io import read_curves, read_json, read_jsonl, write_json
 from reasongen.paths import repo_root
-
-
-def tracking_uri() -> str:
-    """$MLFLOW_TRACKING_URI (a server or database for a team), else sqlite:///mlflow.db at the repo root."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
-
-
-def configure() -> str:
-    import mlflow
-
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    uri = tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return uri
-
-
-def experiment_id(name: str) -> str:
-    """The experiment's id, created on first use; with the embedded store, artifacts go to ./mlartifacts."""
-    import mlflow
-
-    configure()
-    found = mlflow.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
-    location = None if os.environ.get("MLFLOW_TRACKING_URI") else (repo_root() / "mlartifacts").as_uri()
-    return mlflow.create_experiment(name, artifact_location=location)
+from reasongen.runs import configure, experiment_id, log_config, log_datasets, pipeline_run, tracking_uri
 
 
 def git_commit() -> str:
@@ -65,6 +40,18 @@ def data_hash(dvc_file: Path | None = None) -> str:
     return str(outs[0].get("md5") or outs[0].get("hash") or "unknown")
 
 
+# fonts with Chinese glyphs, in order of preference (Debian: fonts-noto-cjk, fonts-wqy-zenhei)
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "WenQuanYi Zen Hei", "AR PL UMing CN")
+
+
+def label_fonts() -> list[str]:
+    """The installed fonts of CJK_FONTS, then matplotlib's default (labels in Chinese need one of the former)."""
+    from matplotlib import font_manager
+
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    return [name for name in CJK_FONTS if name in installed] + ["DejaVu Sans"]
+
+
 def lineage_tags(config_hash: str, run_id: str | None = None) -> dict[str, str]:
     """Tags every run and model version carries: where the code, data and config came from."""
     tags = {"git_commit": git_commit(), "data_hash": data_hash(), "config_hash": config_hash}
@@ -73,17 +60,54 @@ def lineage_tags(config_hash: str, run_id: str | None = None) -> dict[str, str]:
     return tags
 
 
-# MLflow rejects longer parameter values; the full config goes in as an artifact anyway.
-MAX_PARAM_CHARS = 500
-
-
 def log_curves(curve_dir: Path, prefix: str) -> None:
-    """Log a stage's loss curves as step-indexed metrics `<prefix>/train_loss`, `<prefix>/val_loss`."""
+    """A stage's loss curves as step-indexed metrics `<prefix>/train_loss`, `<prefix>/val_loss`, and as a chart
+    plots/<prefix>_loss.png."""
     import mlflow
+    from matplotlib.figure import Figure
 
-    for name, points in read_curves(curve_dir).items():
+    curves = read_curves(curve_dir)
+    for name, points in curves.items():
         for step, value in points:
             mlflow.log_metric(f"{prefix}/{name}", value, step=step)
+    if any(curves.values()):
+        figure = Figure(figsize=(6, 3.5))
+        axes = figure.subplots()
+        for name, points in curves.items():
+            axes.plot([step for step, _ in points], [value for _, value in points], label=name,
+                      marker="o" if len(points) < 30 else None)
+        axes.set(title=f"{prefix} loss", xlabel="step", ylabel="loss")
+        axes.legend()
+        figure.tight_layout()
+        mlflow.log_figure(figure, f"plots/{prefix}_loss.png")
+
+
+def accuracy_figure(table: Path) -> Any:
+    """A grouped bar chart of a plot table with columns (category, system, ..., accuracy), e.g. aspect-control
+    accuracy per aspect and system; None for another table."""
+    import csv
+
+    from matplotlib.figure import Figure
+
+    with open(table, encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or not {"system", "accuracy"} <= set(rows[0]):
+        return None
+    category = next(iter(rows[0]))
+    categories = list(dict.fromkeys(row[category] for row in rows))
+    systems = list(dict.fromkeys(row["system"] for row in rows))
+    figure = Figure(figsize=(7, 0.45 * len(categories) * len(systems) + 1.2))
+    axes = figure.subplots()
+    height = 0.8 / len(systems)
+    for number, system in enumerate(systems):
+        scores = {row[category]: float(row["accuracy"]) for row in rows if row["system"] == system}
+        axes.barh([i + number * height for i in range(len(categories))],
+                  [scores.get(name, 0.0) for name in categories], height=height, label=system)
+    axes.set_yticks([i + 0.4 - height / 2 for i in range(len(categories))], categories, fontfamily=label_fonts())
+    axes.set(xlabel="accuracy (%)", title=f"{table.stem.replace('_', ' ')} by {category}")
+    axes.legend()
+    figure.tight_layout()
+    return figure
 
 
 def log_evaluation(metrics_path: Path, headline: str = "model") -> None:
@@ -153,7 +177,8 @@ def record_run(
     curves: dict[str, Path],
     evaluate_dir: Path,
     sample_rows: int,
-    artifacts: Sequence[Path],
+    artifacts: Mapping[str, Sequence[Path]],
+    datasets: Mapping[str, Path],
     model_dir: Path,
     generation: dict,
     limits: dict,
@@ -162,26 +187,28 @@ def record_run(
     input_example: Any = None,
     headline: str = "model",
 ) -> dict:
-    """One MLflow run in tracking_cfg.experiment: all params and the config, the loss curves (`<prefix>/...`),
-    the evaluation metrics and sample table, the listed artifacts, and (tracking_cfg.log_model) the model
-    registered as tracking_cfg.registered_model; writes out_dir/registered.json. Shared by every task."""
+    """The results of a pipeline execution, in its pipeline run (runs.pipeline_run: the parent of the training
+    stages' live runs, or a new run when no training ran) in tracking_cfg.experiment, which it names and ends: all
+    params and the config, the datasets, the loss curves (`<prefix>/...` and plots/<prefix>_loss.png), the
+    evaluation metrics and sample table, the listed artifacts (artifact folder -> files or folders), and
+    (tracking_cfg.log_model) the model registered as tracking_cfg.registered_model; writes out_dir/registered.json.
+    Shared by every task."""
     import mlflow
 
     configure()
     experiment = experiment_id(tracking_cfg.experiment)
     cfg_hash = config_hash(cfg)
-    tags = lineage_tags(cfg_hash)
-    with mlflow.start_run(experiment_id=experiment, run_name=run_name(cfg_hash), tags=tags) as active:
-        params = {k: str(v)[:MAX_PARAM_CHARS] for k, v in flatten(cfg).items()}
-        mlflow.log_params(params)
-        mlflow.log_dict(to_container(cfg), "config/params.yaml")
+    run_id = pipeline_run(experiment)
+    mlflow.MlflowClient().update_run(run_id, name=run_name(cfg_hash))
+    with mlflow.start_run(run_id=run_id, tags=lineage_tags(cfg_hash)) as active:
+        log_config(cfg)
+        log_datasets({context: path for context, path in datasets.items() if path.exists()})
         for prefix, curve_dir in curves.items():
             log_curves(curve_dir, prefix)
         log_evaluation(evaluate_dir / "metrics.json", headline)
         log_samples(evaluate_dir / "predictions.jsonl", sample_rows)
-        for path in artifacts:
-            if path.exists():
-                mlflow.log_artifact(str(path), artifact_path="pipeline")
+        for folder, paths in artifacts.items():
+            log_files(paths, folder)
         result = {"run_id": active.info.run_id, "experiment_id": experiment, "config_hash": cfg_hash}
         if tracking_cfg.log_model:
             info, version = log_model(model_dir, tracking_cfg.registered_model, generation, limits,
@@ -190,8 +217,27 @@ def record_run(
             result.update(model_uri=info.model_uri, registered_model=tracking_cfg.registered_model, version=version)
     write_json(out_dir / "registered.json", result)
     print(f"MLflow run {result['run_id']} in {tracking_uri()}"
-          + (f"; registered {tracking_cfg.registered_model} v{result['version']}" if "version" in result else ""))
+          + (f"; registered {tracking_cfg.registered_model} v{result['version']}" if "version" in result else ""),
+          flush=True)
     return result
+
+
+def log_files(paths: Sequence[Path], folder: str) -> None:
+    """Files and folders as artifacts under `folder` (those that exist); a plot table (CSV of category, system,
+    accuracy) also as a bar chart `<name>.png`."""
+    import mlflow
+
+    for path in paths:
+        if path.is_dir():
+            mlflow.log_artifacts(str(path), artifact_path=folder)
+        elif path.exists():
+            mlflow.log_artifact(str(path), artifact_path=folder)
+        tables = sorted(path.glob("*.csv")) if path.is_dir() else [path] if path.suffix == ".csv" else []
+        for table in tables:
+            if figure := accuracy_figure(table):
+                with warnings.catch_warnings():  # without a CJK font, Chinese labels are boxes
+                    warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+                    mlflow.log_figure(figure, f"{folder}/{table.stem}.png")
 
 
 def load_pyfunc(model_uri: str, trust_remote_code: bool = False, limits: dict | None = None) -> Any:

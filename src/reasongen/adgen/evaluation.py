@@ -13,6 +13,7 @@ from reasongen import metrics
 from reasongen.adgen import baselines
 from reasongen.adgen.generator import Generator
 from reasongen.config import to_container
+from reasongen.modeling.progress import say
 from reasongen.text.attributes import parse_content
 from reasongen.text.controls import find_violations
 
@@ -44,10 +45,12 @@ def system_predictions(generator: Generator, evaluate_cfg: DictConfig, train: li
     candidates) and from both baselines, for every test row."""
     use_controls = evaluate_cfg.use_controls
     found = generator.candidates(test, use_controls=use_controls)
+    say(f"choosing among the candidates of {len(test)} rows: the configured decoding, then the ablation")
     outputs = {"model": generator.choose(test, found, use_controls)}
     for name, spec in to_container(evaluate_cfg.decoding_ablation).items():
         pool, overrides = ablation_pool(found, spec, bool(generator.generation["include_greedy"]))
         if pool is not None:
+            say(f"decoding_{name}: choosing")
             outputs[f"decoding_{name}"] = generator.choose(test, pool, use_controls, **overrides)
     outputs["retrieval"] = baselines.predict_all(baselines.RetrievalBaseline(train), test)
     outputs["template"] = baselines.predict_all(baselines.TemplateBaseline(), test)
@@ -92,8 +95,13 @@ def _rows(table: dict[str, dict[str, Any]], columns: tuple[str, ...]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# requested control -> (the control metric's argument, its accuracy score): the per-value plot tables
+CONTROL_PLOTS = {"aspect": ("aspects", "aspect_accuracy"), "length_bucket": ("length_buckets", "length_accuracy")}
+
+
 def write_plots(out_dir: Path, test: list[dict], outputs: dict[str, list[str]], length_bounds: list[int]) -> None:
-    """Plot data for dvc plots: generated vs reference length, and aspect-control accuracy per aspect."""
+    """Plot data for dvc plots: generated vs reference length, and control accuracy per requested aspect and per
+    requested length bucket for each system (aspect_accuracy.csv, length_bucket_accuracy.csv)."""
     plots = out_dir / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     with open(plots / "length.csv", "w", newline="", encoding="utf-8") as handle:
@@ -101,17 +109,29 @@ def write_plots(out_dir: Path, test: list[dict], outputs: dict[str, list[str]], 
         writer.writerow(["id", "length_bucket", "reference_length", "model_length"])
         for row, text in zip(test, outputs["model"], strict=True):
             writer.writerow([row["id"], row.get("length_bucket") or "", len(row["summary"]), len(text)])
+    for field in CONTROL_PLOTS:
+        with open(plots / f"{field}_accuracy.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow([field, "system", "rows", "accuracy"])
+            writer.writerows(control_accuracy(test, outputs, field, length_bounds))
+
+
+def control_accuracy(test: list[dict], outputs: dict[str, list[str]], field: str,
+                     length_bounds: list[int]) -> list[list[Any]]:
+    """(requested value, system, rows, accuracy %) for each value of the control `field` the test rows request:
+    how often each system's text meets it, by the control metric."""
     control = metrics.load("control")
-    with open(plots / "aspect_accuracy.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["aspect", "system", "rows", "accuracy"])
-        for aspect in sorted({row["aspect"] for row in test if row.get("aspect")}):
-            index = [i for i, row in enumerate(test) if row.get("aspect") == aspect]
-            for system in SYSTEMS:
-                scores = control.compute(
-                    predictions=[outputs[system][i] for i in index], aspects=[aspect] * len(index),
-                    length_buckets=[""] * len(index), keywords=[[] for _ in index], length_bounds=length_bounds)
-                writer.writerow([aspect, system, len(index), round(scores["aspect_accuracy"], 2)])
+    argument, score = CONTROL_PLOTS[field]
+    table = []
+    for value in sorted({row[field] for row in test if row.get(field)}):
+        index = [i for i, row in enumerate(test) if row.get(field) == value]
+        unrequested = [""] * len(index)
+        requests = {"aspects": unrequested, "length_buckets": unrequested, argument: [value] * len(index)}
+        for system in SYSTEMS:
+            scores = control.compute(predictions=[outputs[system][i] for i in index], keywords=[[] for _ in index],
+                                     length_bounds=length_bounds, **requests)
+            table.append([value, system, len(index), round(scores[score], 2)])
+    return table
 
 
 def prediction_records(test: list[dict], outputs: dict[str, list[str]]) -> list[dict[str, Any]]:

@@ -43,10 +43,7 @@ class Generator:
         if "length_bounds" not in meta or "checked_keys" not in generation:
             raise UserError(f"{model_dir}: needs a fine-tuned reasongen model folder (with length_bounds) and "
                              "decoding settings with checked_keys (a registered model or params.yaml carries them)")
-        # the rules the model was fine-tuned and evaluated with: the training split's values, the length buckets
-        checks = Checks(value_lexicon=meta.get("value_lexicon") or {}, checked_keys=tuple(generation["checked_keys"]),
-                        length_bounds=tuple(meta["length_bounds"]))
-        return cls(model, tokenizer, generation, checks)
+        return cls(model, tokenizer, generation, rule_checks(meta, generation))
 
     def candidates(self, rows: list[dict[str, Any]], use_controls: bool = True, progress: bool = True,
                    **overrides: Any) -> list[list[str]]:
@@ -100,6 +97,13 @@ class Generator:
                  **overrides: Any) -> list[str]:
         found = self.candidates(rows, use_controls, progress, **overrides)
         return self.choose(rows, found, use_controls, **overrides)
+
+
+def rule_checks(meta: dict[str, Any], generation: dict[str, Any]) -> Checks:
+    """The rules a model was fine-tuned and evaluated with (its folder's meta: the training split's values, the
+    length buckets) and the keys its decoding checks."""
+    return Checks(value_lexicon=meta.get("value_lexicon") or {}, checked_keys=tuple(generation["checked_keys"]),
+                  length_bounds=tuple(meta["length_bounds"]))
 
 
 def load_text_generator(model: str, trust_remote_code: bool = False) -> Generator:

@@ -3,8 +3,10 @@ rule breaks marked (advertising-law words in bold brackets, contradicting values
 
 from __future__ import annotations
 
+import html
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from reasongen.adgen.selection import Checks
@@ -15,13 +17,30 @@ from reasongen.text.attributes import parse_content
 from reasongen.text.controls import banned_patterns, detect_aspects, length_bucket
 
 
-def mark(text: str, pairs, checks: Checks) -> str:
-    """text with violations as **[word]** and hallucinated values as ~~value~~ (Markdown)."""
+@dataclass(frozen=True)
+class Marks:
+    """How a text shows its rule breaks: a format for an advertising-law word and for a hallucinated value, and the
+    escaping of the text itself."""
+
+    violation: str
+    hallucination: str
+    escape: Callable[[str], str]
+
+
+MARKDOWN = Marks("**[{}]**", "~~{}~~", lambda text: text.replace("|", "\\|"))
+HTML = Marks('<mark class="violation">{}</mark>', '<del class="hallucination">{}</del>', html.escape)
+SYSTEMS = ("model", "decoding_sampling", "retrieval", "template")  # the systems a report shows, when present
+
+
+def mark(text: str, pairs, checks: Checks, marks: Marks = MARKDOWN) -> str:
+    """text with violations as **[word]** and hallucinated values as ~~value~~ (Markdown), or as `marks` says."""
+    invented = hallucinated_values(text, pairs, checks.value_lexicon, checks.checked_keys)
+    text = marks.escape(text)
     for _, pattern in banned_patterns():
-        text = pattern.sub(lambda m: f"**[{m.group(0)}]**", text)
-    for value in hallucinated_values(text, pairs, checks.value_lexicon, checks.checked_keys):
-        text = text.replace(value, f"~~{value}~~")
-    return text.replace("|", "\\|")
+        text = pattern.sub(lambda m: marks.violation.format(m.group(0)), text)
+    for value in invented:
+        text = text.replace(value, marks.hallucination.format(value))
+    return text
 
 
 def notes(text: str, row: Mapping[str, Any], pairs, checks: Checks) -> str:
@@ -50,10 +69,15 @@ def notes(text: str, row: Mapping[str, Any], pairs, checks: Checks) -> str:
     return "; ".join(found) or "ok"
 
 
+def sample_indices(n_rows: int, n: int, seed: int) -> list[int]:
+    """The n rows (of n_rows) a report shows, drawn at random with the seed, in order."""
+    return sorted(random.Random(seed).sample(range(n_rows), min(n, n_rows)))
+
+
 def render(rows: Sequence[Mapping[str, Any]], systems: Sequence[str], checks: Checks, n: int = 20,
            seed: int = 0) -> str:
     """The report for n rows drawn at random (seeded) from rows, each holding `reference` and a text per system."""
-    chosen = sorted(random.Random(seed).sample(range(len(rows)), min(n, len(rows))))
+    chosen = sample_indices(len(rows), n, seed)
     lines = [f"# Sample report: {len(chosen)} random test products\n",
              "Violations of the advertising-law list are **[bold in brackets]**, values that contradict the input "
              "are ~~struck through~~; the notes flag what a reader would reject (invented values of any listed key, "

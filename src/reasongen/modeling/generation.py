@@ -7,10 +7,10 @@ from itertools import groupby
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from reasongen.modeling.encoding import encode_prompt
+from reasongen.modeling.progress import counted
 from reasongen.modeling.text import decode
 
 GENERATE_KEYS = ("max_new_tokens", "do_sample", "top_p", "temperature", "top_k", "num_beams",
@@ -81,7 +81,7 @@ def _decode_all(model, tokenizer, prompts: Sequence[str], generation_cfg: dict[s
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     batches = length_batches([len(ids) for ids in encoded], per_batch, same_length=virtual_tokens_first(model))
     with torch.inference_mode():
-        for batch in tqdm(batches, desc="generate", unit="batch", disable=not progress):
+        for batch in counted(batches, f"generate ({count} per prompt)", size=len, enabled=progress):
             input_ids, attention_mask = left_pad([encoded[i] for i in batch], pad_id, device)
             generated = model.generate(
                 input_ids=input_ids,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pickle
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from reasongen.errors import UserError
 from reasongen.io import write_curves
+from reasongen.modeling.progress import Lines, duration, interactive, losses
 
 LAST = "last.ckpt"
 
@@ -53,6 +54,32 @@ class CurveRecorder(Callback):
         write_curves(folder, self.points)
 
 
+class ProgressLines(Callback):
+    """A line when training starts, one every EVERY_S seconds with the step and the training loss, and one per epoch
+    with both losses: what a log shows of a fit (Lightning's bar is off there). Rank 0 only."""
+
+    def __init__(self, lines_factory: Callable[[], Lines] = Lines):
+        self.lines_factory = lines_factory
+        self.lines: Lines | None = None
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        self.lines = self.lines_factory()
+        if trainer.is_global_zero:
+            self.lines.say(f"training: {trainer.max_epochs} epochs of {trainer.num_training_batches} steps, from "
+                           f"epoch {trainer.current_epoch + 1}, step {trainer.global_step}")
+
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.is_global_zero and self.lines is not None and self.lines.due():
+            self.lines.say(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}, step {batch_idx + 1}/"
+                           f"{trainer.num_training_batches}: {losses(trainer.callback_metrics, ('train_loss',))}")
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.is_global_zero and self.lines is not None:
+            self.lines.say(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs} done (step {trainer.global_step}, "
+                           f"{duration(self.lines.elapsed())}): "
+                           f"{losses(trainer.callback_metrics, ('train_loss', 'val_loss'))}")
+
+
 def checkpoint_dir(root: Path, run_id: str) -> Path:
     """root/run_id: one run's checkpoints. root is a persistent DVC output, so it must exist, even empty."""
     root.mkdir(parents=True, exist_ok=True)
@@ -77,13 +104,15 @@ def fit(
     max_steps: int = -1,
     patience: int | None = None,
     callbacks: Sequence[Callback] = (),
+    logger: Any = None,
 ) -> pl.Trainer:
     """Train with early stopping on val_loss (trainer_cfg: the `trainer` config group; patience overrides its
     patience), resuming from checkpoint_dir/last.ckpt if a crash left one; load the best weights back into
     `module` and write the loss curves to curve_dir (on rank 0 only: with several processes, each stage writes its
     outputs from rank 0 alone). The checkpoints stay until the stage has saved its model (remove_checkpoints), so
     that a kill before then loses no training. Checkpoints load as tensors and plain data only (weights_only): a
-    planted pickle runs no code."""
+    planted pickle runs no code. logger: Lightning's logger for live step metrics (runs.stage_run's MLflow logger),
+    or None. Off a terminal, progress goes to plain lines instead of a bar."""
     recorder = CurveRecorder()
     # `best` is checked after validation only: a run stopped by max_steps before any validation keeps its last
     # weights. `last.ckpt` is written every few steps so that a crash loses little.
@@ -105,8 +134,9 @@ def fit(
         val_check_interval=trainer_cfg["val_check_interval"],
         limit_val_batches=trainer_cfg["limit_val_batches"],
         num_sanity_val_steps=0,
-        callbacks=[recorder, best, last, stopper, *callbacks],
-        logger=False,
+        callbacks=[recorder, best, last, stopper, *callbacks, *([] if interactive() else [ProgressLines()])],
+        logger=logger if logger is not None else False,
+        enable_progress_bar=interactive(),
         enable_checkpointing=True,
         default_root_dir=str(checkpoint_dir),
         deterministic=False,
@@ -154,6 +184,7 @@ def train_lm(
     *,
     patience: int | None = None,
     callbacks: Sequence[Callback] = (),
+    logger: Any = None,
 ) -> tuple[pl.LightningModule, dict[str, Any]]:
     """Train `model` (plain, PEFT-wrapped or a wrapper such as the soft-prompt LM) with CausalLMModule and fit.
     schedule: epochs, max_steps, lr, weight_decay, warmup_ratio (a stage's own section). Returns the trained module
@@ -164,7 +195,7 @@ def train_lm(
     trainable, total = trainable_parameters(model)
     module = CausalLMModule(model, schedule["lr"], schedule["weight_decay"], schedule["warmup_ratio"])
     trainer = fit(module, datamodule, trainer_cfg, checkpoint_dir, curve_dir, epochs=schedule["epochs"],
-                  max_steps=schedule["max_steps"], patience=patience, callbacks=callbacks)
+                  max_steps=schedule["max_steps"], patience=patience, callbacks=callbacks, logger=logger)
     return module, {
         "trainable_parameters": trainable,
         "total_parameters": total,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from reasongen import runs
 from reasongen.adgen.prompts import datamodule_options
 from reasongen.config import config_hash, to_container
 from reasongen.io import read_jsonl, sha256_tree
@@ -48,9 +49,11 @@ def run(
             pretrain=True,
             seed=cfg.seed,
         )
-        # pretraining runs all its epochs: no early stopping
-        train_lm(model, datamodule, cfg.trainer, to_container(pretrain), run_dir, out_dir / "curves",
-                 patience=pretrain.epochs)
+        datasets = runs.split_files(prepared_dir, "training", "validation")
+        with runs.stage_run(cfg.logger, cfg.tracking.experiment, "base_model", cfg, datasets) as logger:
+            # pretraining runs all its epochs: no early stopping
+            train_lm(model, datamodule, cfg.trainer, to_container(pretrain), run_dir, out_dir / "curves",
+                     patience=pretrain.epochs, logger=logger)
     else:
         CurveRecorder().write(out_dir / "curves")  # no pretraining: an empty curve keeps the outs fixed
     summary = {"model_type": model.config.model_type, "parameters": n_params, "name_or_path": cfg.model.name_or_path,

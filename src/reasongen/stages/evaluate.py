@@ -10,6 +10,7 @@ from reasongen import metrics
 from reasongen.adgen import evaluation, sample_report
 from reasongen.adgen.generator import Generator
 from reasongen.io import read_jsonl, write_json, write_jsonl
+from reasongen.modeling.progress import say
 from reasongen.seeding import seed_everything
 from reasongen.text.attributes import value_lexicon
 
@@ -30,6 +31,7 @@ def run(
     outputs = evaluation.system_predictions(generator, cfg.evaluate, train, test)
     options = metrics.options(cfg, value_lexicon(train))
     use_controls = cfg.evaluate.use_controls
+    say(f"scoring {len(outputs)} systems on {len(test)} rows")
     table = {system: metrics.score(texts, test, use_controls=use_controls, **options)
              for system, texts in outputs.items()}
     table["references"] = metrics.score_references(test, use_controls=use_controls, **options)
@@ -41,7 +43,7 @@ def run(
     (out_dir / "table.md").write_text(evaluation.markdown_table(table), encoding="utf-8")
     predictions = evaluation.prediction_records(test, outputs)
     write_jsonl(out_dir / "predictions.jsonl", predictions)
-    report_systems = [name for name in ("model", "decoding_sampling", "retrieval", "template") if name in outputs]
+    report_systems = [name for name in sample_report.SYSTEMS if name in outputs]
     (out_dir / "sample_report.md").write_text(
         sample_report.render(predictions, report_systems, generator.checks, n=cfg.evaluate.sample_rows, seed=cfg.seed),
         encoding="utf-8")

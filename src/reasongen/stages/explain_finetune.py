@@ -9,6 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from reasongen import runs
 from reasongen.config import config_hash
 from reasongen.explain import training
 from reasongen.explain.profiles import add_profiles
@@ -37,7 +38,10 @@ def run(cfg: DictConfig, prepared_dir: Path = PREPARED, tokenizer_dir: Path = TO
     data = training.datamodule(cfg, tokenizer, train, val, prompt_fn=prompter.with_dropout,
                                control_dropout=task.finetune.feature_dropout)
     run_dir = checkpoint_dir(checkpoint_root, config_hash(task, cfg.trainer, cfg.seed))
-    module, trained = train_lm(model, data, cfg.trainer, training.schedule(cfg), run_dir, out_dir / "curves")
+    with runs.stage_run(cfg.logger, task.tracking.experiment, "explain_finetune", cfg,
+                        runs.split_files(prepared_dir, "training", "validation")) as logger:
+        module, trained = train_lm(model, data, cfg.trainer, training.schedule(cfg), run_dir, out_dir / "curves",
+                                   logger=logger)
     summary = {"system": "profile_prompt", "peft_method": task.peft.method, **trained,
                "max_source_length": task.finetune.max_source_length}
     if is_global_zero():  # under DDP every rank gets here with the same weights; one writes

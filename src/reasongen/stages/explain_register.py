@@ -9,7 +9,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from reasongen import serving, tracking
+from reasongen import runs, serving, tracking
 from reasongen.config import to_container
 from reasongen.explain import pyfunc
 from reasongen.explain.profiles import PROFILES_FILE
@@ -18,6 +18,7 @@ from reasongen.io import read_json
 FINETUNE = Path("outputs/explain/finetune")
 SOFT_PROMPT = Path("outputs/explain/soft_prompt")
 EVALUATE = Path("outputs/explain/evaluate")
+PREPARED = Path("outputs/explain/prepare")
 
 
 def run(cfg: DictConfig, finetune_dir: Path = FINETUNE, soft_prompt_dir: Path = SOFT_PROMPT,
@@ -32,8 +33,11 @@ def run(cfg: DictConfig, finetune_dir: Path = FINETUNE, soft_prompt_dir: Path = 
         curves={"finetune": finetune_dir / "curves", "soft_prompt": soft_prompt_dir / "curves"},
         evaluate_dir=evaluate_dir,
         sample_rows=task.evaluate.sample_rows,
-        artifacts=(Path("dvc.lock"), Path("outputs/explain/prepare/stats.json"), evaluate_dir / "metrics.json",
-                   evaluate_dir / "table.md", finetune_dir / "summary.json", soft_prompt_dir / "summary.json"),
+        artifacts={"pipeline": [Path("dvc.lock"), PREPARED / "stats.json", evaluate_dir / "metrics.json",
+                                evaluate_dir / "table.md", finetune_dir / "summary.json",
+                                soft_prompt_dir / "summary.json"],
+                   "samples": [PREPARED / "tuples_sample.md"]},
+        datasets=runs.split_files(PREPARED, "training", "validation", "testing"),
         model_dir=finetune_dir / "model",
         generation=generation,
         limits=serving.check_limits(cfg.serving, generation),

@@ -8,6 +8,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from reasongen import runs
 from reasongen.config import config_hash
 from reasongen.explain import soft_prompt, training
 from reasongen.io import read_jsonl, write_json
@@ -41,7 +42,9 @@ def run(cfg: DictConfig, prepared_dir: Path = PREPARED, tokenizer_dir: Path = TO
                       extra_fn=lambda row: model.index(row["user"], row["item"]))
     settings = training.schedule(cfg, epochs=task.soft_prompt.epochs, lr=task.soft_prompt.lr)
     run_dir = checkpoint_dir(checkpoint_root, config_hash(task, cfg.trainer, cfg.seed, "soft_prompt"))
-    module, trained = train_lm(model, data, cfg.trainer, settings, run_dir, out_dir / "curves")
+    with runs.stage_run(cfg.logger, task.tracking.experiment, "explain_soft_prompt", cfg,
+                        runs.split_files(prepared_dir, "training", "validation")) as logger:
+        module, trained = train_lm(model, data, cfg.trainer, settings, run_dir, out_dir / "curves", logger=logger)
     summary = {"system": "soft_prompt", "peft_method": task.peft.method, **trained, "users": len(users),
                "items": len(items)}
     if is_global_zero():  # under DDP every rank gets here with the same weights; one writes

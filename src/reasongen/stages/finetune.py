@@ -7,6 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from reasongen import runs
 from reasongen.adgen.prompts import datamodule_options
 from reasongen.config import config_hash, to_container
 from reasongen.io import read_jsonl, sha256_tree, write_json
@@ -32,7 +33,8 @@ def run(
     checkpoint_root: Path = Path("checkpoints/finetune"),
     callbacks: list = (),
 ) -> dict:
-    """Fine-tune and save the model as safetensors (merged where the method allows); returns a summary."""
+    """Fine-tune and save the model as safetensors (merged where the method allows); returns a summary. Tracked
+    live in MLflow (runs.stage_run): in the active run (a sweep trial), else in a child run of the pipeline run."""
     seed_everything(cfg.seed)
     finetune = cfg.finetune
     model, tokenizer, _ = model_io.load_model(base_dir / "model", trust_remote_code=cfg.model.trust_remote_code)
@@ -56,8 +58,10 @@ def run(
     )
     run_dir = checkpoint_dir(checkpoint_root, config_hash(cfg.peft, finetune, cfg.trainer, cfg.seed,
                                                        sha256_tree(prepared_dir / "train.jsonl", base_dir / "model")))
-    module, trained = train_lm(model, datamodule, cfg.trainer, to_container(finetune), run_dir, out_dir / "curves",
-                               callbacks=callbacks)
+    datasets = runs.split_files(prepared_dir, "training", "validation")
+    with runs.stage_run(cfg.logger, cfg.tracking.experiment, "finetune", cfg, datasets) as logger:
+        module, trained = train_lm(model, datamodule, cfg.trainer, to_container(finetune), run_dir,
+                                   out_dir / "curves", callbacks=callbacks, logger=logger)
     summary = {
         "peft_method": cfg.peft.method,
         **trained,
