@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from test_promote_serve import free_port
+from conftest import free_port
 
 CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 # as environment-notes.md says: no sandbox (root in a container), no GPU, nothing that calls home

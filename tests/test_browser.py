@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 from browser import Browser, find_chromium
-from conftest import BIN, run, store_client
-from test_promote_serve import NAME, free_port, promote
+from conftest import BIN, free_port, run, store_client
+from test_promote_serve import NAME, promote
 from test_sweep import TEST_SEARCH
 
 from reasongen import team
