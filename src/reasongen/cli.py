@@ -46,6 +46,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_decoding_flags(parser: argparse.ArgumentParser) -> None:
+    """What every generating command takes: batch size, where a model folder's decoding comes from, trust."""
+    parser.add_argument("--batch-size", type=positive_int, help="generation batch size")
+    parser.add_argument("--params", default="params.yaml",
+                        help="decoding settings for a model folder (a registered model carries its own)")
+    add_trust_flag(parser)
+
+
 def add_trust_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="let the model folder's own Python code run (transformers' trust_remote_code); only "
@@ -101,10 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--length", choices=("short", "medium", "long"), help="length bucket for rows that give none")
     generate.add_argument("--no-controls", action="store_true", help="ignore controls in the input")
     generate.add_argument("--greedy", action="store_true", help="greedy decoding instead of the model's saved settings")
-    generate.add_argument("--batch-size", type=positive_int, help="generation batch size")
-    generate.add_argument("--params", default="params.yaml",
-                          help="decoding settings for a model folder (a registered model carries its own)")
-    add_trust_flag(generate)
+    add_decoding_flags(generate)
 
     evaluate = add_command(
         commands, "evaluate", "score predictions against AdvertiseGen-format references",
@@ -133,10 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--feature", help="feature for rows that give none")
     explain.add_argument("--no-feature", action="store_true", help="ignore features in the input (system (b))")
     explain.add_argument("--sample", action="store_true", help="top-p sampling instead of the saved (greedy) decoding")
-    explain.add_argument("--batch-size", type=positive_int, help="generation batch size")
-    explain.add_argument("--params", default="params.yaml",
-                         help="decoding settings for a model folder (a registered model carries its own)")
-    add_trust_flag(explain)
+    add_decoding_flags(explain)
 
     serve = add_command(
         commands, "serve", "serve a registered model over HTTP on loopback (what `make serve` runs)",
