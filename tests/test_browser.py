@@ -150,10 +150,10 @@ def test_a_trial_run_shows_its_loss_curves(showcase, browser, shots) -> None:
     history = store_client(work).get_metric_history(ids["trial"], "val_loss")
     assert len(history) == 3  # one point per epoch, logged while the trial trained
     open_ui(browser, base, f"experiments/{ids['experiment']}/runs/{ids['trial']}/model-metrics", ids["experiment"])
-    browser.wait_for("trial-0", "Model metrics", "System metrics", "aspect_accuracy")  # first, the val/ section
+    browser.wait_for("trial-0", "Model metrics", "System metrics", "attribute_hallucination_rate")  # first, the val/ section
     search_charts(browser, "^(train_loss|val_loss)$")
     shown = browser.wait_for("train_loss", "val_loss")
-    assert "aspect_accuracy" not in shown
+    assert "attribute_hallucination_rate" not in shown
     assert browser.script("return document.querySelectorAll('.js-plotly-plot, svg.main-svg').length") >= 2
     browser.screenshot(shots / "mlflow-trial-curves.png")
 
