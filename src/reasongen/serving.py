@@ -10,6 +10,8 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import mlflow.pyfunc
+
 LIMIT_KEYS = ("max_rows", "max_body_bytes", "max_field_chars", "max_new_tokens")
 # torch's random generator is process-wide: two requests decoding at once would draw from each other's seed, so
 # one request generates at a time (the server's event loop stays free to answer others, e.g. /ping)
@@ -222,3 +224,30 @@ def serve(model_uri: str, host: str, port: int, limits: Mapping[str, Any] | None
     print(f"serving {model_uri} on http://{host}:{port}/invocations with limits {effective}", flush=True)
     # a bounded graceful shutdown: SIGTERM ends the server even while a request is still generating
     uvicorn.run(app, host=host, port=port, timeout_graceful_shutdown=10, log_level="warning")
+
+
+ARTIFACT_KEY = "model_dir"  # the model folder's name among a registered model's artifacts
+
+
+class GeneratorModel(mlflow.pyfunc.PythonModel):
+    """What both tasks' pyfunc models share: the task's generator loaded from the registered folder with the
+    registered decoding and limits (trust_remote_code only as the loader asks), and predict as request rows checked
+    against those limits, generated one request at a time. A task sets `generator_class`, `request_row` and
+    `write(rows, overrides)`."""
+
+    generator_class: Any
+    request_row: Callable[[dict[str, Any]], dict[str, Any]]
+
+    def load_context(self, context) -> None:
+        config = context.model_config or {}
+        self.limits = config.get("limits") or {}
+        self.generator = self.generator_class.from_dir(context.artifacts[ARTIFACT_KEY], config.get("generation", {}),
+                                                       trust_remote_code=bool(config.get("trust_remote_code")))
+
+    def predict(self, context, model_input, params: dict[str, Any] | None = None) -> list[str]:
+        rows, overrides = request_rows(model_input, params, self.limits, type(self).request_row)
+        with GENERATE_LOCK:  # torch's random generator is shared: one seeded decoding at a time
+            return self.write(rows, overrides)
+
+    def write(self, rows: list[dict[str, Any]], overrides: dict[str, Any]) -> list[str]:
+        raise NotImplementedError

@@ -4,30 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-import mlflow.pyfunc
-
 from reasongen import serving
 from reasongen.adgen.generator import Generator, request_row
 
-ARTIFACT_KEY = "model_dir"
+ARTIFACT_KEY = serving.ARTIFACT_KEY
 PYFUNC_CLASS = "ReasonGenModel"  # what tracking.log_model instantiates
 
 
-class ReasonGenModel(mlflow.pyfunc.PythonModel):
+class ReasonGenModel(serving.GeneratorModel):
     """MLflow pyfunc: a DataFrame of content (+ aspect, length_bucket, keywords) -> a list of texts."""
 
-    def load_context(self, context) -> None:
-        # model_config carries the decoding settings the pipeline evaluated with and the serving limits;
-        # trust_remote_code is registered false: only the one who loads the model may turn it on
-        config = context.model_config or {}
-        self.limits = config.get("limits") or {}
-        self.generator = Generator.from_dir(context.artifacts[ARTIFACT_KEY], config.get("generation", {}),
-                                            trust_remote_code=bool(config.get("trust_remote_code")))
+    generator_class = Generator
+    request_row = staticmethod(request_row)
 
-    def predict(self, context, model_input, params: dict[str, Any] | None = None) -> list[str]:
-        rows, overrides = serving.request_rows(model_input, params, self.limits, request_row)
-        with serving.GENERATE_LOCK:
-            return self.generator.generate(rows, progress=False, **overrides)
+    def write(self, rows: list[dict[str, Any]], overrides: dict[str, Any]) -> list[str]:
+        return self.generator.generate(rows, progress=False, **overrides)
 
 
 def signature(generation: dict[str, Any]):

@@ -4,28 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-import mlflow.pyfunc
-
 from reasongen import serving
 from reasongen.explain.generator import ExplainGenerator, request_row
 
-ARTIFACT_KEY = "model_dir"
+ARTIFACT_KEY = serving.ARTIFACT_KEY
 PYFUNC_CLASS = "ExplainModel"  # what tracking.log_model instantiates
 
 
-class ExplainModel(mlflow.pyfunc.PythonModel):
+class ExplainModel(serving.GeneratorModel):
     """MLflow pyfunc: a DataFrame of user_id, item_id (+ feature) -> a list of explanations."""
 
-    def load_context(self, context) -> None:
-        config = context.model_config or {}  # decoding and limits as registered; trust_remote_code as loaded
-        self.limits = config.get("limits") or {}
-        self.generator = ExplainGenerator.from_dir(context.artifacts[ARTIFACT_KEY], config.get("generation", {}),
-                                                   trust_remote_code=bool(config.get("trust_remote_code")))
+    generator_class = ExplainGenerator
+    request_row = staticmethod(request_row)
 
-    def predict(self, context, model_input, params: dict[str, Any] | None = None) -> list[str]:
-        rows, overrides = serving.request_rows(model_input, params, self.limits, request_row)
-        with serving.GENERATE_LOCK:
-            return self.generator.explain(rows, progress=False, **overrides)
+    def write(self, rows: list[dict[str, Any]], overrides: dict[str, Any]) -> list[str]:
+        return self.generator.explain(rows, progress=False, **overrides)
 
 
 def signature(generation: dict[str, Any]):
