@@ -68,6 +68,15 @@ class Generator:
         pairs = [parse_content(row["content"]) for row in rows]
         wording = decoder_bans() if spec.get("ban_wording") else []
 
+        def row_bans(found_pairs) -> list[str]:
+            """The values this row's text must not spell: contradictions of listed keys, details of unlisted ones."""
+            banned = []
+            if spec.get("ban_contradictions"):
+                banned += [value for _, value in hallucination_candidates(found_pairs, lexicon)]
+            if spec.get("ban_unlisted"):
+                banned += [value for _, value in unlisted_candidates(found_pairs, lexicon)]
+            return banned
+
         def build(batch: Sequence[int]) -> list[LogitsProcessor]:
             chosen = [pairs[i] for i in batch]
             found: list[LogitsProcessor] = []
@@ -75,12 +84,9 @@ class Generator:
                 found.append(MentionBias(index, per_prompt=[values(p) for p in chosen], bonus=spec["mention_bonus"]))
             if spec.get("ngram_block"):
                 found.append(CharNgramBlock(index, n=int(spec["ngram_block"])))
-            contradicting = [[value for _, value in hallucination_candidates(p, lexicon)]
-                             * bool(spec.get("ban_contradictions"))
-                             + [value for _, value in unlisted_candidates(p, lexicon)] * bool(spec.get("ban_unlisted"))
-                             for p in chosen]
-            if wording or any(contradicting):  # last, so that no bonus lifts a banned token back
-                found.append(StringBan(index, banned=wording, per_prompt=contradicting))
+            per_row = [row_bans(p) for p in chosen]
+            if wording or any(per_row):  # last, so that no bonus lifts a banned token back
+                found.append(StringBan(index, banned=wording, per_prompt=per_row))
             return found
 
         return build
