@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from reasongen.metrics.garments import incompatible_parts, product_type_mismatches
@@ -47,11 +48,16 @@ class Checks:
 
 def consensus(candidates: Sequence[str]) -> list[float]:
     """Each candidate's mean BLEU-4 against the others (MBR with BLEU as utility); 0 for a lone candidate."""
+    return list(_consensus(tuple(candidates)))
+
+
+@lru_cache(maxsize=8192)  # the evaluate stage's decoding ablation scores the same candidates several times
+def _consensus(candidates: tuple[str, ...]) -> tuple[float, ...]:
     n = len(candidates)
     if n < 2:
-        return [0.0] * n
-    return [sum(sentence_bleu4(text, other) for j, other in enumerate(candidates) if j != i) / (n - 1)
-            for i, text in enumerate(candidates)]
+        return (0.0,) * n
+    return tuple(sum(sentence_bleu4(text, other) for j, other in enumerate(candidates) if j != i) / (n - 1)
+                 for i, text in enumerate(candidates))
 
 
 def faults(text: str, pairs: Attributes, checks: Checks) -> dict[str, int]:

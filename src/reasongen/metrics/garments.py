@@ -266,7 +266,8 @@ def find_values(text: str, candidates: Sequence[tuple[str, str]], skip: Sequence
     lowered = text.lower()
     taken = [False] * len(lowered)
     found: dict[str, tuple[str, str]] = {}
-    for key, value in sorted(candidates, key=lambda kv: (-len(kv[1]), kv[1], kv[0])):
+    present = [(key, value) for key, value in candidates if value.lower() in lowered]  # most are not: skip them
+    for key, value in sorted(present, key=lambda kv: (-len(kv[1]), kv[1], kv[0])):
         for match in re.finditer(re.escape(value.lower()), lowered):
             if any(taken[match.start() : match.end()]) or inside(match.start(), skip):
                 continue

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from functools import lru_cache
 
 from reasongen.metrics.garments import find_values, garment_mentions, other_garment_spans
 from reasongen.metrics.text_checks import mask
@@ -58,19 +59,51 @@ def _licensed(pairs: Attributes) -> list[str]:
     return own + [implied for value in own for implied in IMPLIED_VALUES.get(value, ())]
 
 
+class _Same:
+    """A lexicon made hashable by identity, so that the candidates of one input are worked out once per lexicon
+    (selection and repair ask for them for every clause of every candidate)."""
+
+    __slots__ = ("mapping",)
+
+    def __init__(self, mapping: Mapping[str, Sequence[str]]):
+        self.mapping = mapping
+
+    def __hash__(self) -> int:
+        return id(self.mapping)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Same) and other.mapping is self.mapping
+
+
 def hallucination_candidates(
     pairs: Attributes, value_lexicon: Mapping[str, Sequence[str]], keys: Iterable[str] | None = None
 ) -> list[tuple[str, str]]:
     """(input key, value): the known values that would be hallucinations in a text for this input (see
     attribute_hallucinations), lower case. Also what a decoder can ban for the row (modeling.constraints)."""
+    return list(_hallucination_candidates(tuple(pairs), _Same(value_lexicon), None if keys is None else tuple(keys)))
+
+
+@lru_cache(maxsize=4096)
+def _hallucination_candidates(pairs: Attributes, lexicon: _Same, keys: tuple[str, ...] | None
+                              ) -> tuple[tuple[str, str], ...]:
+    value_lexicon = lexicon.mapping
     licensed = _licensed(pairs)
     wanted = set(checked_keys(value_lexicon) if keys is None else keys)
     slots = {KEY_SLOTS.get(key, key): key for key, _ in reversed(pairs) if key in wanted}  # slot -> input's key
-    return list(dict.fromkeys(
+    return tuple(dict.fromkeys(
         (slots[KEY_SLOTS.get(key, key)], value.lower())
         for key, found in value_lexicon.items() if KEY_SLOTS.get(key, key) in slots for value in found
         if len(value) > 1 and value not in GENERIC_VALUES.get(key, ())
         and not any(value.lower() in given for given in licensed)))
+
+
+@lru_cache(maxsize=4096)
+def _other_values(pairs: Attributes, lexicon: _Same) -> tuple[tuple[str, str], ...]:
+    """Every known value that is no hallucination candidate of this input: matched too, so that it can hide a
+    shorter candidate inside it."""
+    checked = {value for _, value in _hallucination_candidates(pairs, lexicon, None)}
+    return tuple((key, value.lower()) for key, found in lexicon.mapping.items() for value in found
+                 if len(value) > 1 and value.lower() not in checked)
 
 
 def attribute_hallucinations(
@@ -94,8 +127,7 @@ def attribute_hallucinations(
     licensed = _licensed(pairs)
     masked = mask(text.lower(), [*licensed, *NON_VALUE_PHRASES])
     checked = {value for _, value in candidates}
-    others = [(key, value.lower()) for key, found in value_lexicon.items() for value in found
-              if len(value) > 1 and value.lower() not in checked]
+    others = [pair for pair in _other_values(tuple(pairs), _Same(value_lexicon)) if pair[1] not in checked]
     wanted_pairs = set(candidates)
     found = find_values(masked, candidates + others, other_garment_spans(masked))
     return [pair for pair in found if pair in wanted_pairs]
@@ -105,9 +137,15 @@ def unlisted_candidates(pairs: Attributes, value_lexicon: Mapping[str, Sequence[
     """(key, value): the known values of every factual key whose slot the input does not list at all, lower case
     (one-character and everyday-word values left out, as for attribute_hallucinations). Naming one states a detail
     the shop never gave: a collar on a 西装 with no 领型, cotton with no 材质. Also a decoder's ban list."""
+    return list(_unlisted_candidates(tuple(pairs), _Same(value_lexicon)))
+
+
+@lru_cache(maxsize=4096)
+def _unlisted_candidates(pairs: Attributes, lexicon: _Same) -> tuple[tuple[str, str], ...]:
+    value_lexicon = lexicon.mapping
     listed = {KEY_SLOTS.get(key, key) for key, _ in pairs}
     licensed = _licensed(pairs)
-    return list(dict.fromkeys(
+    return tuple(dict.fromkeys(
         (key, value.lower()) for key in checked_keys(value_lexicon) if KEY_SLOTS.get(key, key) not in listed
         for value in value_lexicon[key] if len(value) > 1 and value not in GENERIC_VALUES.get(key, ())
         and not any(value.lower() in given for given in licensed)))

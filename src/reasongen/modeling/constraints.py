@@ -174,6 +174,7 @@ class StringBan(_GeneratedText):
         super().__init__(index, per_prompt, prompt_length)
         self.banned = list(banned)
         self._tables: dict[tuple[bytes, ...], tuple[torch.Tensor, dict[bytes, list[bytes]], int]] = {}
+        self._prompt_tables: dict[int, tuple[torch.Tensor, dict[bytes, list[bytes]], int]] = {}
 
     def _table(self, strings: Sequence[str]) -> tuple[torch.Tensor, dict[bytes, list[bytes]], int]:
         """For a set of banned strings: the ids containing one, {text end b[:k]: [b[k:] ...]}, the longest end."""
@@ -190,18 +191,22 @@ class StringBan(_GeneratedText):
 
     def banned_ids(self, text: bytes, strings: Sequence[str]) -> torch.Tensor:
         """The token ids that would complete one of strings right after text."""
-        inside, ends, longest = self._table(strings)
+        return self._completing(text, self._table(strings))
+
+    def _completing(self, text: bytes, table: tuple[torch.Tensor, dict[bytes, list[bytes]], int]) -> torch.Tensor:
+        inside, ends, longest = table
         found = [inside]
         for j in range(1, min(len(text), longest - 1) + 1):
             for rest in ends.get(text[-j:], ()):
                 found.append(self.index.starting_with(rest))
-        return torch.cat(found)
+        return torch.cat(found) if len(found) > 1 else inside
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         scores = scores.clone()
         for row, (prompt, text) in enumerate(self._rows(input_ids)):
-            ids = self.banned_ids(text, [*self.banned, *self._strings(prompt)])
-            scores[row, ids.to(scores.device)] = -float("inf")
+            if prompt not in self._prompt_tables:  # once per prompt, not per row and step: the lists are long
+                self._prompt_tables[prompt] = self._table([*self.banned, *self._strings(prompt)])
+            scores[row, self._completing(text, self._prompt_tables[prompt]).to(scores.device)] = -float("inf")
         return scores
 
 

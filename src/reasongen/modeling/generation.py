@@ -7,7 +7,8 @@ from itertools import groupby
 from typing import Any
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList
+from transformers import (LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper,
+                          TopPLogitsWarper)
 
 from reasongen.modeling.encoding import encode_prompt
 from reasongen.modeling.progress import counted
@@ -74,6 +75,7 @@ def _decode_all(model, tokenizer, prompts: Sequence[str], generation_cfg: dict[s
     kwargs = {key: generation_cfg[key] for key in GENERATE_KEYS if key in generation_cfg}
     if not kwargs.get("do_sample"):
         kwargs = {k: v for k, v in kwargs.items() if k not in ("top_p", "temperature", "top_k")}
+    warpers = nucleus_warpers(kwargs)
     torch.manual_seed(int(generation_cfg.get("seed", 0)))
     max_source = generation_cfg.get("max_source_length")
     encoded = [encode_prompt(tokenizer, prompt, max_source, prompt_end) for prompt in prompts]
@@ -89,8 +91,9 @@ def _decode_all(model, tokenizer, prompts: Sequence[str], generation_cfg: dict[s
                 pad_token_id=pad_id,
                 eos_token_id=tokenizer.eos_token_id,
                 use_cache=True,
+                **static_cache(model),
                 num_return_sequences=count,
-                logits_processor=LogitsProcessorList(processors(batch) if processors else []),
+                logits_processor=LogitsProcessorList([*(processors(batch) if processors else []), *warpers]),
                 **kwargs,
             )
             # generate returns the `count` sequences of each prompt next to each other
@@ -98,6 +101,54 @@ def _decode_all(model, tokenizer, prompts: Sequence[str], generation_cfg: dict[s
                 for sequence in generated[row * count : (row + 1) * count]:
                     outputs[index].append(decode(tokenizer, sequence[input_ids.size(1) :]))
     return outputs
+
+
+class TopP(LogitsProcessor):
+    """transformers' top-p (nucleus) filter, the same tokens kept, without sorting the whole vocabulary per step:
+    the nucleus is found among the `within` most likely tokens, and only rows whose nucleus is wider are sorted."""
+
+    def __init__(self, top_p: float, within: int = 64):
+        self.top_p, self.within = top_p, within
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        k = min(self.within, scores.shape[-1])
+        if k == scores.shape[-1]:  # a small vocabulary: every token is among the candidates
+            return TopPLogitsWarper(self.top_p)(input_ids, scores)
+        probs = scores.softmax(-1)
+        top, ids = probs.topk(k, dim=-1)
+        # as TopPLogitsWarper: a token stays when the tokens more likely than it hold less than top_p (the first
+        # one always stays)
+        keep = (top.cumsum(-1) - top) < self.top_p
+        keep[:, 0] = True
+        filtered = torch.full_like(scores, -float("inf")).scatter(-1, ids, scores.gather(-1, ids).masked_fill(
+            ~keep, -float("inf")))
+        wide = keep[:, -1].nonzero().flatten()  # the nucleus may go on past the k-th token: do those rows exactly
+        if len(wide):
+            filtered[wide] = TopPLogitsWarper(self.top_p)(input_ids[wide], scores[wide])
+        return filtered
+
+
+def nucleus_warpers(kwargs: dict[str, Any]) -> list[LogitsProcessor]:
+    """Temperature and top-p as processors that run after the constraints, in transformers' order, taken out of
+    `kwargs` (which `generate` would otherwise apply with a full sort of the vocabulary per step)."""
+    top_p = kwargs.get("top_p")
+    if not kwargs.get("do_sample") or kwargs.get("num_beams", 1) > 1 or top_p is None or top_p >= 1.0:
+        return []
+    temperature = kwargs.pop("temperature", 1.0)
+    kwargs["top_p"] = 1.0
+    warpers: list[LogitsProcessor] = []
+    if temperature is not None and temperature != 1.0:
+        warpers.append(TemperatureLogitsWarper(temperature))
+    if kwargs.get("top_k"):  # transformers applies top-k before top-p
+        warpers.append(TopKLogitsWarper(kwargs.pop("top_k")))
+    return [*warpers, TopP(top_p)]
+
+
+def static_cache(model) -> dict[str, str]:
+    """generate's static KV cache (no concatenation per step: that cost more than the model), except for prompt
+    learning (prefix, prompt tuning), whose PEFT wrapper builds its own cache."""
+    config = getattr(model, "active_peft_config", None)
+    return {} if config is not None and config.is_prompt_learning else {"cache_implementation": "static"}
 
 
 def virtual_tokens_first(model) -> bool:
