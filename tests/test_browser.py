@@ -150,7 +150,8 @@ def test_a_trial_run_shows_its_loss_curves(showcase, browser, shots) -> None:
     history = store_client(work).get_metric_history(ids["trial"], "val_loss")
     assert len(history) == 3  # one point per epoch, logged while the trial trained
     open_ui(browser, base, f"experiments/{ids['experiment']}/runs/{ids['trial']}/model-metrics", ids["experiment"])
-    browser.wait_for("trial-0", "Model metrics", "System metrics", "attribute_hallucination_rate")  # first, the val/ section
+    # first, the val/ section
+    browser.wait_for("trial-0", "Model metrics", "System metrics", "attribute_hallucination_rate")
     search_charts(browser, "^(train_loss|val_loss)$")
     shown = browser.wait_for("train_loss", "val_loss")
     assert "attribute_hallucination_rate" not in shown

@@ -12,6 +12,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from reasongen import threads
 from reasongen.config import (
     apply_overrides,
     check_within,
@@ -31,6 +32,8 @@ from reasongen.text.attributes import value_lexicon
 def dispatch(args: argparse.Namespace) -> int:
     handler = {"params": params, "data": data, "stage": stage, "generate": generate, "evaluate": evaluate,
                "explain": explain, "serve": serve, "sweep": sweep, "promote": promote}
+    if args.command in threads.COMPUTING:
+        threads.fit_threads()
     return handler[args.command](args)
 
 

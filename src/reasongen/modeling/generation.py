@@ -7,8 +7,13 @@ from itertools import groupby
 from typing import Any
 
 import torch
-from transformers import (LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper,
-                          TopPLogitsWarper)
+from transformers import (
+    LogitsProcessor,
+    LogitsProcessorList,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 
 from reasongen.modeling.encoding import encode_prompt
 from reasongen.modeling.progress import counted
@@ -104,8 +109,10 @@ def _decode_all(model, tokenizer, prompts: Sequence[str], generation_cfg: dict[s
 
 
 class TopP(LogitsProcessor):
-    """transformers' top-p (nucleus) filter, the same tokens kept, without sorting the whole vocabulary per step:
-    the nucleus is found among the `within` most likely tokens, and only rows whose nucleus is wider are sorted."""
+    """transformers' top-p (nucleus) filter without sorting the whole vocabulary per step: the nucleus is found
+    among the `within` most likely tokens, and only rows whose nucleus is wider are sorted. The same tokens are
+    kept, except that a token whose preceding mass lies within float rounding of top_p may fall the other way
+    (the sums run in another order)."""
 
     def __init__(self, top_p: float, within: int = 64):
         self.top_p, self.within = top_p, within

@@ -1,0 +1,56 @@
+"""The speed levers change no result: top-p without a full sort keeps transformers' tokens, the thread count
+follows the user's setting, and `auto` precision follows the device."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import TopPLogitsWarper
+
+from reasongen import threads
+from reasongen.modeling.generation import TopP, nucleus_warpers
+from reasongen.modeling.training import auto_precision, cpu_has_bf16
+
+
+@pytest.mark.parametrize("top_p", [0.3, 0.7, 0.95])
+def test_top_p_keeps_the_tokens_transformers_keeps(top_p):
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.randn(64, 500, generator=generator) * 3
+    scores[0] = 0.0  # a flat row: the nucleus is far wider than the candidates looked at first
+    scores[1, 7] = 50.0  # one certain token
+    expected = TopPLogitsWarper(top_p)(None, scores.clone())
+    found = TopP(top_p, within=16)(torch.zeros(64, 1, dtype=torch.long), scores.clone())
+    assert torch.equal(torch.isinf(found), torch.isinf(expected))
+    kept = ~torch.isinf(expected)
+    assert torch.equal(found[kept], expected[kept])
+    assert kept[0].sum() > 16 and kept[1].sum() == 1  # both branches ran
+
+
+def test_nucleus_warpers_take_temperature_and_top_p_out_of_generate():
+    kwargs = {"do_sample": True, "top_p": 0.7, "temperature": 0.95, "top_k": 0}
+    warpers = nucleus_warpers(kwargs)
+    assert kwargs["top_p"] == 1.0 and "temperature" not in kwargs  # generate no longer sorts per step
+    assert [type(w).__name__ for w in warpers] == ["TemperatureLogitsWarper", "TopP"]
+    greedy = {"do_sample": False, "top_p": 0.7}
+    assert nucleus_warpers(greedy) == [] and greedy["top_p"] == 0.7
+
+
+def test_fit_threads_follows_the_users_setting(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("REASONGEN_THREADS", "1")
+        assert threads.fit_threads() == 1 and torch.get_num_threads() == 1
+        monkeypatch.delenv("REASONGEN_THREADS")
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        found = threads.fit_threads()
+        assert 1 <= found <= (torch.get_num_threads() and len(__import__("os").sched_getaffinity(0)))
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_auto_precision_follows_the_device(monkeypatch):
+    assert auto_precision("32-true") == "32-true" and auto_precision("bf16-mixed") == "bf16-mixed"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert auto_precision("auto") == ("bf16-mixed" if cpu_has_bf16() else "32-true")
+    monkeypatch.setattr("reasongen.modeling.training.cpu_has_bf16", lambda: False)
+    assert auto_precision("auto") == "32-true"
