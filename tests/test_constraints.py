@@ -113,6 +113,19 @@ def test_string_ban_rows_and_prompts():
         StringBan(index, per_prompt=[[], []])(torch.zeros(3, 2, dtype=torch.long), torch.zeros(3, len(HAND)))
 
 
+@pytest.mark.parametrize("processor", [
+    lambda index: StringBan(index, banned=["好"], prompt_length=1),
+    lambda index: CharNgramBlock(index, n=2, prompt_length=1),
+    lambda index: MentionBias(index, per_prompt=[["国家"]] * 2, prompt_length=1),
+])
+def test_a_row_that_has_ended_is_left_alone(processor):
+    index = TokenIndex(HAND, ending={0})  # token 0 as eos
+    input_ids = torch.tensor([[0, 1, 1, 0], [0, 1, 1, 1]])  # row 0 has ended, row 1 goes on
+    scores = processor(index)(input_ids, torch.zeros(2, len(HAND)))
+    assert torch.equal(scores[0], torch.zeros(len(HAND)))
+    assert not torch.equal(scores[1], torch.zeros(len(HAND)))  # the same processor acts on a live row
+
+
 def test_decoder_bans_from_the_word_list(tmp_path):
     words = decoder_bans()
     assert "最" in words and "国家级" in words and not any(w.startswith("re:") for w in words)
