@@ -4,7 +4,8 @@ failure is recorded (as an error string) and the rest still run; then reports/be
     python -m benchmarks.bench [--outputs outputs] [--params params.yaml] [--reports reports]
 
 BENCH_QUICK=1 shortens everything (seconds of serving, a few steps) for trying the bench out; BENCH_SERVE_S sets
-the serving load's duration (default 60 s)."""
+the serving load's duration (default 60 s), BENCH_EVALUATE_ROWS the test rows the evaluate stage is timed on
+(default: all)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ SCALING_STEPS = (1, 2) if QUICK else (1, 4)
 SCALING_ROWS = (1000, 2000, 4000)
 GENERATION_ROWS = 8 if QUICK else 32
 SERVE_CLIENTS = 4
+# None: the whole test split (BENCH_EVALUATE_ROWS caps it, for trying the bench out)
+EVALUATE_ROWS = 16 if QUICK else int(os.environ.get("BENCH_EVALUATE_ROWS", "0")) or None
 SERVE_S = float(os.environ.get("BENCH_SERVE_S", "5" if QUICK else "60"))
 
 
@@ -76,7 +79,7 @@ def generation_figure(inputs: Inputs) -> dict[str, dict[str, Any]]:
 
 def evaluate_figures(inputs: Inputs, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     run = commands.bench_child(inputs, args.outputs, args.work, "evaluate")
-    rows = len(inputs.rows("test"))
+    rows = EVALUATE_ROWS or len(inputs.rows("test"))
     note = "" if inputs.base_dir else "on the untrained stand-in model: it writes max_new_tokens every time"
     return {"evaluate_stage_s": report.figure("evaluate_stage_s", run.seconds, test_rows=rows, note=note),
             "generate_peak_rss_mb": report.figure("generate_peak_rss_mb", run.peak_rss_mb,
@@ -158,6 +161,7 @@ def child(args: argparse.Namespace) -> None:
     """What a measured child process runs: the evaluate stage, or a short training run."""
     inputs = locate(args.outputs, args.params, args.work)
     if args.what == "evaluate":
+        inputs.cfg.evaluate.max_examples = EVALUATE_ROWS
         commands.evaluate_stage(inputs, args.work / "evaluate")
     else:
         model, tokenizer = training.starting_model(inputs)

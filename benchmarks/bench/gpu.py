@@ -82,7 +82,8 @@ def gpu_note(found: dict[str, Any]) -> str:
     if not found.get("available"):
         return found.get("note", "no GPU was available")
     lines = [f"{found['gpu']}, {found['model']}; MFU against a bf16 8192² matmul "
-             f"({found['bf16_matmul_flops_per_s'] / 1e12:.0f} TFLOP/s measured). reports/bench_gpu.json has it all.", "",
+             f"({found['bf16_matmul_flops_per_s'] / 1e12:.0f} TFLOP/s measured); all of it in reports/bench_gpu.json.",
+             "",
              "| peft | compile | tokens/s | MFU | peak GiB | error |", "|---|---|---|---|---|---|"]
     lines += [f"| {v['peft']} | {v['compile']} | {v.get('tokens_per_s', '–')} | {v.get('mfu', '–')} | "
               f"{v.get('peak_memory_gib', '–')} | {v.get('error', '')} |" for v in found["variants"]]

@@ -8,10 +8,12 @@ from typing import Any
 
 # key -> (target, what it measures); the order is the report's
 TARGETS: dict[str, tuple[str, str]] = {
-    "train_speedup_vs_hf_trainer": (">= 1.5", "non-pad tokens/s of the project's trainer over a default transformers.Trainer"),
+    "train_speedup_vs_hf_trainer": (">= 1.5", "non-pad tokens/s of the project's trainer over a default "
+                                              "transformers.Trainer"),
     "train_flops_utilisation": (">= 0.30", "achieved training FLOP/s over a large matmul's FLOP/s, same precision"),
     "padding_waste": ("<= 0.05", "pad tokens over all tokens, finetune train loader, one epoch"),
-    "generation_speedup_vs_naive": (">= 10", "tokens/s of batched greedy decoding over model.generate one row at a time"),
+    "generation_speedup_vs_naive": (">= 10", "tokens/s of batched greedy decoding over model.generate one row "
+                                             "at a time"),
     "evaluate_stage_s": ("<= 180", "the evaluate stage on the test split, wall seconds"),
     "dvc_noop_s": ("<= 3", "`dvc repro` with nothing changed, wall seconds"),
     "cli_help_s": ("<= 1.5", "`reasongen --help`, wall seconds"),

@@ -102,7 +102,7 @@ def project_run(inputs: Inputs, model, dm, warm: int, steps: int, callbacks: Ite
 
 def hf_run(inputs: Inputs, model, tokenizer, examples: list[dict[str, list[int]]], warm: int, steps: int) -> Timing:
     """The same number of steps of a default transformers.Trainer (fp32, random batches padded per batch by
-    DataCollatorForSeq2Seq, no grouping by length) with the finetune stage's lr, weight decay and warm-up (steps, as the project counts them)."""
+    DataCollatorForSeq2Seq, no grouping by length) with the finetune stage's lr, weight decay and warm-up steps."""
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
 
     timing = Timing()
@@ -219,9 +219,10 @@ def scaling_summary(rows: list[dict[str, Any]]) -> str:
     counts = sorted({r["rows"] for r in rows})
     data_growth = by[(models[0], counts[-1])] / by[(models[0], counts[0])]
     width_growth = by[(models[-1], counts[-1])] / by[(models[0], counts[-1])]
-    return (f"An epoch's cost grows linearly with the rows (×{counts[-1] / counts[0]:.0f} rows: ×{data_growth:.1f} "
-            f"time, the same steps repeated); doubling the width costs ×{width_growth:.1f} per epoch at "
-            f"{counts[-1]:,} rows (the matmuls grow ×4, the output projection ×2, overheads not at all).")
+    return (f"Steps per epoch grow with the rows, at the same batch size, so an epoch's time should too: "
+            f"×{counts[-1] / counts[0]:.0f} rows measured ×{data_growth:.1f} time (the rest is the timing noise of a "
+            f"few steps on shared cores); doubling the width measured ×{width_growth:.1f} per epoch at "
+            f"{counts[-1]:,} rows (the layers' matmuls grow ×4, the output projection ×2, fixed overheads not at all).")
 
 
 def profile_steps(inputs: Inputs, steps: int = 4, rows: int = 20) -> str:
