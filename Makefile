@@ -13,7 +13,7 @@ export MLFLOW_DISABLE_TELEMETRY ?= true
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help install params data run repro test test-slow lint audit metrics plots report vega-template ui screenshots \
-	sweep promote serve team-up team-down clean
+	sweep promote serve team-up team-down bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -117,6 +117,9 @@ team-up: $(TEAM_STAMP)  ## PostgreSQL + an MLflow server on http://127.0.0.1:$(T
 
 team-down: $(STAMP)  ## stop the MLflow server of team-up (and PostgreSQL, if team-up started it)
 	$(BIN)/python -m reasongen.team down
+
+bench: $(STAMP)  ## reports/bench.{json,md}: speed figures against their targets, side by side in one run (~15 min)
+	$(BIN)/python -m benchmarks.bench $(ARGS)
 
 clean:  ## remove pipeline outputs (not the venv, the MLflow store or the DVC cache)
 	rm -rf outputs checkpoints dvc_plots reports

@@ -13,13 +13,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import json  # noqa: E402
 import shutil  # noqa: E402
-import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
-import urllib.error  # noqa: E402
-import urllib.request  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
 from copy import deepcopy  # noqa: E402
 from functools import lru_cache  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -27,6 +22,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
+from benchmarks.bench.loopback import JSON, free_port, ping, post, server  # noqa: E402,F401
 from reasongen.io import write_jsonl  # noqa: E402
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -253,55 +249,12 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
 
 
 # --- model servers on loopback ------------------------------------------------------------------------------------
-JSON = "application/json"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def post(url: str, body: bytes, content_type: str = JSON, method: str = "POST") -> tuple[int, str]:
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type}, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
-@contextmanager
 def served(work, env, command: list[str]):
     """A model server (command + --host/--port) on a free loopback port, its tracking URI env's or else the
     pipeline copy's store; yields the base URL once /ping answers."""
-    port = free_port()
     serve_env = {"MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}", **env,  # env's own URI wins
                  "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    server = subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(port)],
-                              cwd=work, env=serve_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 180
-        while not ping(base):
-            assert server.poll() is None, server.stdout.read().decode()[-3000:]
-            assert time.time() < deadline, "the model server did not come up within 180 s"
-            time.sleep(1)
-        yield base
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-
-
-def ping(base: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{base}/ping", timeout=5) as response:
-            return response.status == 200
-    except (urllib.error.URLError, ConnectionError):
-        return False
+    return server(command, work, serve_env)
 
 
 def repro_log(work: Path) -> Path:
