@@ -10,6 +10,8 @@ export TRANSFORMERS_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export HF_EVALUATE_OFFLINE ?= 1
 export MLFLOW_DISABLE_TELEMETRY ?= true
+# torch threads sleep while they wait: with another job on the cores, spinning ones slowed decoding 3-8x (threads.py)
+export OMP_WAIT_POLICY ?= PASSIVE
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help install params data run repro test test-slow lint audit metrics plots report vega-template ui screenshots \

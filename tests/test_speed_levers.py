@@ -3,11 +3,13 @@ follows the user's setting, and `auto` precision follows the device."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from transformers import TopPLogitsWarper
 
-from reasongen import threads
+from reasongen import cli, threads
 from reasongen.modeling.generation import TopP, nucleus_warpers
 from reasongen.modeling.training import auto_precision, cpu_has_bf16
 
@@ -42,10 +44,18 @@ def test_fit_threads_follows_the_users_setting(monkeypatch):
         assert threads.fit_threads() == 1 and torch.get_num_threads() == 1
         monkeypatch.delenv("REASONGEN_THREADS")
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-        found = threads.fit_threads()
-        assert 1 <= found <= (torch.get_num_threads() and len(__import__("os").sched_getaffinity(0)))
+        assert threads.fit_threads() == len(os.sched_getaffinity(0)) == torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_command_line_makes_waiting_threads_sleep_unless_told_otherwise(monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    cli.offline_defaults()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    cli.offline_defaults()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
 
 
 def test_auto_precision_follows_the_device(monkeypatch):

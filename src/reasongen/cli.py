@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from reasongen import threads
+
 STAGES = ("prepare", "tokenizer", "base_model", "finetune", "evaluate", "register",
           "explain_prepare", "explain_tokenizer", "explain_finetune", "explain_soft_prompt", "explain_evaluate",
           "explain_register")
@@ -33,6 +35,7 @@ def offline_defaults() -> None:
                         ("HF_EVALUATE_OFFLINE", "1"), ("MLFLOW_DISABLE_TELEMETRY", "true"),
                         ("TOKENIZERS_PARALLELISM", "false")):
         os.environ.setdefault(name, value)
+    threads.passive_waiting()
 
 
 def positive_int(text: str) -> int:

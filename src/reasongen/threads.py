@@ -1,8 +1,9 @@
-"""How many threads torch computes with: all the cores nobody else is using.
+"""How torch's threads share the cores: every core this process may use, and threads that sleep while they wait.
 
-torch's OpenMP threads meet at the end of every operation. When another process holds one of the cores, each
-operation waits a scheduler slice for the thread that lost its core: on 2 shared cores, decoding ran 8 times slower
-with 2 threads than with 1. So a command that computes looks, for a moment, at how busy the cores are."""
+torch's OpenMP threads meet at the end of every operation. By default a thread that arrives early spins; when
+another process holds one of the cores, the spinning takes the very core the late thread needs, and each operation
+waits a scheduler slice: on 2 shared cores, decoding ran 3 to 8 times slower with 2 threads than with 1. Sleeping
+waiters (OMP_WAIT_POLICY=PASSIVE) make 2 threads as fast as 1 there, and faster on idle cores."""
 
 from __future__ import annotations
 
@@ -11,21 +12,21 @@ import os
 COMPUTING = ("stage", "generate", "evaluate", "explain", "serve", "sweep")  # the commands that run models
 
 
-def free_cores(sample_s: float = 0.2) -> int:
-    """The cores this process may use, less those other processes kept busy over sample_s seconds (at least 1)."""
-    import psutil
-
-    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    busy = psutil.cpu_percent(interval=sample_s) / 100 * (os.cpu_count() or 1)
-    return max(1, min(allowed, allowed - round(busy)))
+def passive_waiting() -> None:
+    """Threads sleep while they wait, unless the user chose OMP_WAIT_POLICY; before torch is imported (the OpenMP
+    runtime reads it once)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def fit_threads() -> int:
-    """Set torch's intra-op threads to free_cores(), unless OMP_NUM_THREADS or REASONGEN_THREADS says how many;
-    returns the number set."""
+    """Set torch's intra-op threads to REASONGEN_THREADS or OMP_NUM_THREADS when given, else to the cores this
+    process may use; returns the number set."""
     import torch
 
     asked = os.environ.get("REASONGEN_THREADS") or os.environ.get("OMP_NUM_THREADS")
-    threads = int(asked) if asked and asked.isdigit() and int(asked) > 0 else free_cores()
+    if asked and asked.isdigit() and int(asked) > 0:
+        threads = int(asked)
+    else:
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     torch.set_num_threads(threads)
     return threads
