@@ -10,8 +10,10 @@ import torch
 from transformers import TopPLogitsWarper
 
 from reasongen import cli, threads
+from reasongen.modeling import model_io
 from reasongen.modeling.generation import TopP, nucleus_warpers
-from reasongen.modeling.training import auto_precision, cpu_has_bf16
+from reasongen.modeling.model_io import cpu_has_bf16
+from reasongen.modeling.training import auto_precision
 
 
 @pytest.mark.parametrize("top_p", [0.3, 0.7, 0.95])
@@ -64,3 +66,14 @@ def test_auto_precision_follows_the_device(monkeypatch):
     assert auto_precision("auto") == ("bf16-mixed" if cpu_has_bf16() else "32-true")
     monkeypatch.setattr("reasongen.modeling.training.cpu_has_bf16", lambda: False)
     assert auto_precision("auto") == "32-true"
+
+
+def test_inference_dtype_by_name_and_auto(monkeypatch):
+    assert model_io.inference_dtype("float32") == torch.float32
+    assert model_io.inference_dtype("bfloat16") == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert model_io.inference_dtype("auto") == (torch.bfloat16 if cpu_has_bf16() else torch.float32)
+    monkeypatch.setattr("reasongen.modeling.model_io.cpu_has_bf16", lambda: False)
+    assert model_io.inference_dtype(None) == torch.float32
+    with pytest.raises(ValueError, match="one of auto, float32, bfloat16"):
+        model_io.inference_dtype("float16")

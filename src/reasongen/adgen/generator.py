@@ -40,6 +40,7 @@ class Generator:
                  trust_remote_code: bool = False) -> Generator:
         model, tokenizer, meta = model_io.load_model(model_dir, model_io.default_device(), trust_remote_code)
         generation = {"max_source_length": meta.get("max_source_length"), **(generation or {})}
+        model = model.to(model_io.inference_dtype(generation.get("dtype")))
         if "length_bounds" not in meta or "checked_keys" not in generation:
             raise UserError(f"{model_dir}: needs a fine-tuned reasongen model folder (with length_bounds) and "
                              "decoding settings with checked_keys (a registered model or params.yaml carries them)")

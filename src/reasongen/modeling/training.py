@@ -15,6 +15,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from reasongen.errors import UserError
 from reasongen.io import write_curves
+from reasongen.modeling.model_io import cpu_has_bf16
 from reasongen.modeling.progress import Lines, duration, interactive, losses
 
 LAST = "last.ckpt"
@@ -29,12 +30,6 @@ def auto_precision(precision: str) -> str:
     if torch.cuda.is_available():
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
     return "bf16-mixed" if cpu_has_bf16() else "32-true"
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU has bf16 instructions (AVX512-BF16 or AMX); False where torch cannot tell."""
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 class CurveRecorder(Callback):
