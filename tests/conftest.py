@@ -10,6 +10,9 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Tiny models gain nothing from threads, and two cores shared with another job make threaded torch ops ~10x slower.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Task B's salt file goes to a throwaway folder, never the tester's ~/.config (the folder is made on first use)
+os.environ["REASONGEN_SECRETS_DIR"] = os.path.join(__import__("tempfile").mkdtemp(prefix="reasongen-secrets-"))
+os.environ.pop("REASONGEN_EXPLAIN_SALT", None)
 
 import json  # noqa: E402
 import shutil  # noqa: E402
@@ -198,14 +201,32 @@ def make_reviews() -> list[dict]:
     return reviews
 
 
+# Rejected lines that a regex redaction would leak: each holds a raw reviewer id or name (all contain `REVIEWER`
+# or `Person `) in a shape that is cut short, repeated, nested, escaped or not a string.
+MALFORMED_REVIEW_LINES = [
+    "{not json",
+    json.dumps({"reviewerID": "AMISSING", "reviewerName": "No Item", "reviewText": "x", "overall": 5}),
+    "OVERALL_OUT_OF_RANGE",  # the first review with overall 7.0, filled in below
+    '{"reviewerID": "A900REVIEWER", "reviewerName": "Person Cut", "asin": "B001ITEM", "reviewText": "cut sh',
+    '{"reviewerName": "Person Twice", "reviewerID": "A901REVIEWER", "reviewerName": "Person Twice", "asin": 1}',
+    json.dumps({"reviewerID": ["A902REVIEWER"], "reviewerName": "Person List", "asin": "B001ITEM", "overall": 5}),
+    json.dumps({"reviewerID": "A903REVIEWER", "asin": "B001ITEM", "overall": 5,
+                "extra": {"reviewerName": "Person Nested", "reviewerID": "A904REVIEWER"}}),
+    '{"reviewerID" : "A905REVIEWER", "reviewerName":"Person \\"Quoted\\" Name", "asin": "B001ITEM"}',
+    '["A906REVIEWER", "Person Array"]',
+]
+MALFORMED_LINE_NUMBERS = [5 + 4 * k for k in range(len(MALFORMED_REVIEW_LINES))]
+
+
 def tiny_reviews_file(folder: Path) -> Path:
-    """The reviews above as a gzipped JSON Lines file, plus three malformed lines (lines 5, 9, 13)."""
+    """The reviews above as a gzipped JSON Lines file, with the malformed lines above at MALFORMED_LINE_NUMBERS."""
     import gzip
 
     lines = [json.dumps(review) for review in make_reviews()]
-    lines.insert(4, "{not json")
-    lines.insert(8, json.dumps({"reviewerID": "AMISSING", "reviewerName": "No Item", "reviewText": "x", "overall": 5}))
-    lines.insert(12, json.dumps({**make_reviews()[0], "overall": 7.0}))
+    for number, line in zip(MALFORMED_LINE_NUMBERS, MALFORMED_REVIEW_LINES, strict=True):
+        if line == "OVERALL_OUT_OF_RANGE":
+            line = json.dumps({**make_reviews()[0], "overall": 7.0})
+        lines.insert(number - 1, line)
     path = folder / "reviews.json.gz"
     with gzip.open(path, "wt", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")

@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import make_reviews, tiny_reviews_file
+from conftest import MALFORMED_LINE_NUMBERS, MALFORMED_REVIEW_LINES, make_reviews, tiny_reviews_file
 
 from reasongen import metrics
 from reasongen.explain import extraction, privacy
@@ -18,6 +18,9 @@ from reasongen.explain.profiles import build_profiles
 from reasongen.explain.prompts import ProfilePrompter, build_prompt
 from reasongen.explain.split import split_rows
 from reasongen.io import read_json, read_jsonl
+from reasongen.paths import resource
+
+PRIVATE = ("REVIEWER", "Person ", "AMISSING", "No Item")  # what the tiny reviews' raw ids and names contain
 
 LEXICON = extraction.Lexicon.from_mapping({
     "features": {"sound": ["sound"], "strings": ["strings", "string"], "sound quality": ["sound quality"],
@@ -73,9 +76,8 @@ def test_mine_vocabulary_keeps_features_mentioned_by_enough_reviews() -> None:
 # --- privacy and split --------------------------------------------------------------------------------------------
 
 def test_pseudonyms_are_salted_stable_and_redacted_from_raw_lines(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(privacy.SALT_ENV, raising=False)
-    first = privacy.pseudonym("A2IBPI20UZIR0U")
-    assert first == privacy.pseudonym("A2IBPI20UZIR0U") and first.startswith("u") and len(first) == 13
+    first = privacy.pseudonym("A2IBPI20UZIR0U", "a salt")
+    assert first == privacy.pseudonym("A2IBPI20UZIR0U", "a salt") and first.startswith("u") and len(first) == 13
     assert first != privacy.pseudonym("A2IBPI20UZIR0U", "another salt")
     monkeypatch.setenv(privacy.SALT_ENV, "secret")
     assert privacy.pseudonym("A2IBPI20UZIR0U") == privacy.pseudonym("A2IBPI20UZIR0U", "secret") != first
@@ -83,6 +85,31 @@ def test_pseudonyms_are_salted_stable_and_redacted_from_raw_lines(monkeypatch: p
     redacted = privacy.redact(raw, "secret")
     assert "A2IBPI20UZIR0U" not in redacted and "Jake" not in redacted and "reviewerName" not in redacted
     assert privacy.pseudonym("A2IBPI20UZIR0U", "secret") in redacted and '"overall": 9' in redacted
+
+
+def test_salt_is_a_random_user_secret_made_on_first_use(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(privacy.SALT_ENV, raising=False)
+    monkeypatch.setenv(privacy.SECRETS_DIR_ENV, str(tmp_path / "mine"))
+    first = privacy.salt()
+    assert first == privacy.salt() and len(first) == 64  # kept in the file, not drawn again
+    assert (tmp_path / "mine" / privacy.SALT_FILE).stat().st_mode & 0o777 == 0o600
+    monkeypatch.setenv(privacy.SECRETS_DIR_ENV, str(tmp_path / "someone else"))
+    assert privacy.salt() != first  # another user, another random salt
+    monkeypatch.setenv(privacy.SALT_ENV, "given")
+    assert privacy.salt() == "given"
+
+
+@pytest.mark.parametrize("line", MALFORMED_REVIEW_LINES)
+def test_quarantined_lines_keep_no_raw_id_or_name_whatever_their_shape(line: str) -> None:
+    if line == "OVERALL_OUT_OF_RANGE":
+        line = json.dumps({**make_reviews()[0], "overall": 7.0})
+    record = privacy.redact_quarantined({"line": 3, "reason": "x", "detail": "", "raw": line}, "salt")
+    assert record["line"] == 3 and record["reason"] == "x"
+    assert not any(word in json.dumps(record) for word in PRIVATE), record
+    if record["raw"] is None:  # dropped, not half-redacted
+        assert set(record) == {"line", "reason", "detail", "raw", "raw_dropped"}
+    else:
+        assert "reviewerName" not in record["raw"] and json.loads(record["raw"])
 
 
 def tuples(n_users: int = 30, n_items: int = 20, per_user: int = 10) -> list[dict]:
@@ -136,13 +163,17 @@ def test_prepare_stage_quarantines_pseudonymises_and_profiles_from_train_only(tm
     out = tmp_path / "out"
     stats = explain_prepare.run(cfg, out_dir=out)
     n_reviews = len(make_reviews())
-    assert stats["rows_in"] == n_reviews + 3 == stats["kept"] + stats["quarantined"]
-    assert stats["quarantine_reasons"] == {"invalid json": 1, "missing field": 1, "rating out of range": 1}
-    assert [r["line"] for r in read_jsonl(out / "quarantine.jsonl")] == [5, 9, 13]
+    assert stats["rows_in"] == n_reviews + len(MALFORMED_REVIEW_LINES) == stats["kept"] + stats["quarantined"]
+    assert stats["quarantine_reasons"] == {"invalid json": 2, "missing field": 3, "rating out of range": 1,
+                                           "duplicate key": 1, "wrong type": 1, "not an object": 1}
+    quarantine = read_jsonl(out / "quarantine.jsonl")
+    assert [r["line"] for r in quarantine] == MALFORMED_LINE_NUMBERS
+    # dropped: not JSON, cut short, an id that is not a string, a nested id, not an object
+    assert sum(r["raw"] is None for r in quarantine) == 5
     assert stats["tuples"] == n_reviews  # every hand-made review has one feature-opinion sentence
     for path in out.iterdir():  # no raw reviewer id or name in any output
         text = path.read_text(encoding="utf-8")
-        assert "REVIEWER" not in text and "Person " not in text and "AMISSING" not in text, path.name
+        assert not any(word in text for word in PRIVATE), path.name
     splits = {name: read_jsonl(out / f"{name}.jsonl") for name in ("train", "val", "test")}
     assert {len(rows) for rows in (splits["val"], splits["test"])} == {round(0.1 * n_reviews)}
     profiles = read_json(out / "profiles.json")
@@ -150,11 +181,35 @@ def test_prepare_stage_quarantines_pseudonymises_and_profiles_from_train_only(tm
     everything = build_profiles(splits["train"] + splits["val"] + splits["test"], cfg.explain.profiles.top_features)
     assert profiles != json.loads(json.dumps(everything))  # held-out rows changed nothing
     assert {row["user"] for row in splits["test"]} <= set(profiles["users"])
-    # "Shipping took a week." mentions a feature but no opinion: in the vocabulary, never an explanation
-    assert set(read_json(out / "features.json")["forms"]) == {"sound", "tone", "price", "strings", "cable", "tuner",
-                                                              "shipping"}
-    assert {row["feature"] for rows in splits.values() for row in rows} <= {"sound", "tone", "price", "strings",
-                                                                           "cable", "tuner"}
+    # mined with no lexicon: the judged nouns; "Shipping took a week." and "for my band" are never judged
+    features = {"sound", "tone", "price", "strings", "cable", "tuner"}
+    assert set(read_json(out / "features.json")["forms"]) == features
+    assert {row["feature"] for rows in splits.values() for row in rows} == features
+
+
+def test_prepare_stage_with_a_curated_lexicon_uses_its_features(tmp_path: Path, tiny_cfg) -> None:
+    from reasongen.stages import explain_prepare
+
+    cfg = tiny_cfg(explain={"data": {"shared_file": str(tiny_reviews_file(tmp_path)), "sha256": None},
+                            "extraction": {"lexicon": str(resource("explain_lexicon.yaml"))}})
+    explain_prepare.run(cfg, out_dir=tmp_path / "out")
+    # the lexicon lists `shipping`, mentioned with no opinion: in the vocabulary, never an explanation
+    assert set(read_json(tmp_path / "out" / "features.json")["forms"]) == {
+        "sound", "tone", "price", "strings", "cable", "tuner", "shipping"}
+
+
+def test_split_does_not_depend_on_the_salt(tmp_path: Path, tiny_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reasongen.stages import explain_prepare
+
+    cfg = tiny_cfg(explain={"data": {"shared_file": str(tiny_reviews_file(tmp_path)), "sha256": None}})
+    runs = []
+    for salt in ("one salt", "another salt"):
+        monkeypatch.setenv(privacy.SALT_ENV, salt)
+        explain_prepare.run(cfg, out_dir=tmp_path / salt)
+        runs.append((read_json(tmp_path / salt / "split_manifest.json")["ids"],
+                     {row["user"] for row in read_jsonl(tmp_path / salt / "train.jsonl")}))
+    assert runs[0][0] == runs[1][0]  # the same rows in each split
+    assert not runs[0][1] & runs[1][1]  # under other pseudonyms
 
 
 def test_prepare_stage_rejects_data_that_is_not_the_pinned_file(tmp_path: Path, tiny_cfg) -> None:

@@ -16,7 +16,7 @@ SHIPS_THE_CODE = {"register", "explain_register"}
 RESOURCES = {  # data files a module reads at run time (paths.resource)
     "src/reasongen/text/controls.py": {"src/reasongen/resources/aspects.yaml",
                                        "src/reasongen/resources/banned_words.txt"},
-    "src/reasongen/explain/extraction.py": {"src/reasongen/resources/explain_lexicon.yaml"},
+    "src/reasongen/explain/mining.py": {"src/reasongen/resources/explain_mining.yaml"},
 }
 
 

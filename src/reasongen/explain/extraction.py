@@ -1,36 +1,51 @@
 """Task B extraction: a feature (aspect) vocabulary mined from the reviews, and for each review the one
 explanation sentence that mentions a feature with an opinion word near it.
 
-Offline and deterministic: a curated musical-instrument lexicon (`resources/explain_lexicon.yaml`) proposes
-candidate features with their surface forms; a candidate enters the vocabulary when at least
-`min_feature_count` reviews mention it. Sentences are lower-cased word tokens joined by single spaces (the form
-PETER's metrics tokenise on whitespace)."""
+Offline and deterministic. The candidate features come from the reviews themselves (`explain/mining.py`, no
+domain knowledge), or, when `explain.extraction.lexicon` names one, from a curated lexicon file (such as the
+musical-instrument `resources/explain_lexicon.yaml`: canonical name -> surface forms, plus opinion words); a
+candidate enters the vocabulary when at least `min_feature_count` reviews mention it. Sentences are lower-cased
+word tokens joined by single spaces (the form PETER's metrics tokenise on whitespace)."""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from functools import cache
+from pathlib import Path
+from typing import Any
 
 import yaml
 
-from reasongen.paths import resource
+from reasongen.explain import mining
 from reasongen.text.features import Lexicon, find_mentions, tokenize
 
-LEXICON_FILE = "explain_lexicon.yaml"
 # A sentence ends at . ! ? ; or a line break, also when the next sentence follows with no space ("cheap.I did").
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s*|\n+")
-
-
-@cache
-def default_lexicon() -> Lexicon:
-    return Lexicon.from_mapping(yaml.safe_load(resource(LEXICON_FILE).read_text(encoding="utf-8")))
 
 
 def sentences(text: str) -> list[str]:
     """The review's sentences, split on . ! ? ; and line breaks."""
     return [part.strip() for part in _SENTENCE_END.split(text) if part and part.strip()]
+
+
+def load_lexicon(path: str | Path) -> Lexicon:
+    """A curated lexicon file: {features: {name: [surface forms]}, opinions: [words]}."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"explain.extraction.lexicon: {path} not found (null mines the features instead)")
+    return Lexicon.from_mapping(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+def candidate_lexicon(texts: Sequence[str], extraction_cfg: Any) -> Lexicon:
+    """The candidate features: mined from the texts, or the curated lexicon that explain.extraction.lexicon names."""
+    if extraction_cfg.lexicon:
+        return load_lexicon(extraction_cfg.lexicon)
+    words = mining.default_word_lists()
+    features = mining.mine_features([[tokenize(s) for s in sentences(text)] for text in texts], words,
+                                    min_count=extraction_cfg.min_feature_count,
+                                    window=extraction_cfg.opinion_window, max_features=extraction_cfg.max_features)
+    return mining.mined_lexicon(features, words)
 
 
 def review_features(text: str, lexicon: Lexicon) -> set[str]:

@@ -1,17 +1,18 @@
-"""Task B rows: a raw Amazon review line -> a pseudonymous review; reviews -> (user, item, feature, explanation)
-tuples; a Markdown sample of them."""
+"""Task B rows: a raw Amazon review line -> a review (raw user id, in memory only); reviews -> (user, item,
+feature, explanation) tuples; a Markdown sample of them."""
 
 from __future__ import annotations
 
 import random
 from typing import Any
 
-from reasongen.explain import extraction, privacy
+from reasongen.explain import extraction
 from reasongen.rows import RowError, decode_object, normalize_text
 
 
-def review_row(line: bytes, number: int, salt: str) -> dict[str, Any]:
-    """One valid review: pseudonymous user, item, rating, normalised text (reviewerName and the rest dropped)."""
+def review_row(line: bytes, number: int) -> dict[str, Any]:
+    """One valid review: raw user id (pseudonymised by the stage after the split), item, rating, normalised text
+    (reviewerName and the rest dropped)."""
     row = decode_object(line)
     for field, kinds in (("reviewerID", str), ("asin", str), ("reviewText", str), ("overall", (int, float))):
         if field not in row:
@@ -23,7 +24,7 @@ def review_row(line: bytes, number: int, salt: str) -> dict[str, Any]:
             raise RowError("empty id", field)
     if not 1 <= row["overall"] <= 5:
         raise RowError("rating out of range", f"overall={row['overall']} not in 1..5")
-    return {"id": f"L{number}", "user": privacy.pseudonym(row["reviewerID"].strip(), salt),
+    return {"id": f"L{number}", "user": row["reviewerID"].strip(),
             "item": row["asin"].strip(), "rating": float(row["overall"]), "text": normalize_text(row["reviewText"])}
 
 

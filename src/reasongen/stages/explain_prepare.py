@@ -1,5 +1,6 @@
-"""DVC stage `explain_prepare` (Task B): validate and quarantine review rows, pseudonymise users, mine the feature
-vocabulary, extract (user, item, rating, feature, explanation) tuples, split 8:1:1 and build profiles from train."""
+"""DVC stage `explain_prepare` (Task B): validate and quarantine review rows, mine the feature vocabulary (or read
+the lexicon `explain.extraction.lexicon` names), extract (user, item, rating, feature, explanation) tuples, split
+8:1:1 on the raw ids, pseudonymise users and build profiles from train."""
 
 from __future__ import annotations
 
@@ -38,20 +39,20 @@ def run(cfg: DictConfig, out_dir: Path = OUT_DIR) -> dict[str, Any]:
     if task.data.sha256 and digest != task.data.sha256:
         raise ValueError(f"{path}: sha256 {digest} is not the pinned explain.data.sha256 {task.data.sha256}")
     salt = privacy.salt()
-    rows_in, reviews, quarantined = validate_lines(
-        path, task.data.max_rows, lambda line, number: review_row(line, number, salt), desc="explain_prepare")
-    for record in quarantined:  # no raw reviewer id or name leaves this stage
-        record["raw"] = privacy.redact(record["raw"], salt)
+    rows_in, reviews, quarantined = validate_lines(path, task.data.max_rows, review_row, desc="explain_prepare")
+    # no raw reviewer id or name leaves this stage: reviews keep raw ids in memory only, until after the split
+    quarantined = [privacy.redact_quarantined(record, salt) for record in quarantined]
     write_jsonl(out_dir / "quarantine.jsonl", quarantined)  # first: a stop below leaves the reasons behind
     accounting = quarantine_stats(rows_in, reviews, quarantined)
     check_kept(accounting, task.data.max_quarantined_share, path, out_dir / "quarantine.jsonl",
                "explain.data.max_quarantined_share")
 
-    lexicon = extraction.default_lexicon()
+    lexicon = extraction.candidate_lexicon([r["text"] for r in reviews], task.extraction)
     vocabulary = extraction.mine_vocabulary((r["text"] for r in reviews), lexicon,
                                             task.extraction.min_feature_count)
     tuples = extract_tuples(reviews, lexicon.restricted(vocabulary), task.extraction)
-    indices = split_rows(tuples, task.split.val, task.split.test, task.split.seed)
+    indices = split_rows(tuples, task.split.val, task.split.test, task.split.seed)  # on raw ids: salt-free
+    tuples = privacy.pseudonymise(tuples, salt)
     splits = {name: [tuples[i] for i in indices[name]] for name in SPLITS}
     profiles = build_profiles(splits["train"], task.profiles.top_features)
 
