@@ -34,13 +34,13 @@ def run(cfg: DictConfig, prepared_dir: Path = PREPARED, tokenizer_dir: Path = TO
     task = cfg.explain
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     train, val = read_jsonl(prepared_dir / "train.jsonl"), read_jsonl(prepared_dir / "val.jsonl")
-    lm = training.base_lm(cfg, tokenizer, len(train), task.soft_prompt.epochs, extra_positions=soft_prompt.N_PROMPT)
+    lm = training.base_lm(cfg, tokenizer, len(train), task.finetune.epochs, extra_positions=soft_prompt.N_PROMPT)
     users = sorted({row["user"] for row in train})
     items = sorted({row["item"] for row in train})
     model = soft_prompt.SoftPromptLM(lm, users, items)
     data = training.datamodule(cfg, tokenizer, train, val, prompt_fn=no_text,
                       extra_fn=lambda row: model.index(row["user"], row["item"]))
-    settings = training.schedule(cfg, epochs=task.soft_prompt.epochs, lr=task.soft_prompt.lr)
+    settings = training.schedule(cfg, lr=task.soft_prompt.lr)  # (a)'s epochs and early stopping: a fair rival
     run_dir = checkpoint_dir(checkpoint_root, config_hash(task, cfg.trainer, cfg.seed, "soft_prompt"))
     with runs.stage_run(cfg.logger, task.tracking.experiment, "explain_soft_prompt", cfg,
                         runs.split_files(prepared_dir, "training", "validation")) as logger:
