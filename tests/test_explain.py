@@ -348,16 +348,28 @@ def test_soft_prompt_model_trains_saves_and_reloads(tmp_path: Path, bpe_tokenize
     assert loaded.generate_texts(bpe_tokenizer, [("u1", "a"), ("u2", "b")], settings) == before
 
 
-def test_naming_feature_keeps_greedy_when_it_names_the_feature_else_the_first_sample_that_does() -> None:
-    from reasongen.explain.generator import naming_feature
+def test_choose_keeps_greedy_when_it_names_the_feature_else_the_first_sample_that_does() -> None:
+    from reasongen.explain.generator import choose
 
     vocabulary = {"strings": ["string", "strings"], "sound": ["sound"]}
     greedy_ok = ["the strings feel great", "nice sound here", "the string is bright"]
-    assert naming_feature(greedy_ok, "strings", vocabulary) == greedy_ok[0]
+    assert choose(greedy_ok, "strings", vocabulary) == greedy_ok[0]
     greedy_miss = ["nice sound here", "good value", "the string is bright", "strings are fine"]
-    assert naming_feature(greedy_miss, "strings", vocabulary) == "the string is bright"  # a surface form counts
-    assert naming_feature(greedy_miss, "tuner", vocabulary) == greedy_miss[0]  # nobody names it: greedy stays
-    assert naming_feature(greedy_miss, None, vocabulary) == greedy_miss[0]
+    assert choose(greedy_miss, "strings", vocabulary) == "the string is bright"  # a surface form counts
+    assert choose(greedy_miss, "tuner", vocabulary) == greedy_miss[0]  # nobody names it: greedy stays
+    assert choose(greedy_miss, None, vocabulary) == greedy_miss[0]
     scores = metrics.load("explanation_features").compute(
-        predictions=[naming_feature(greedy_miss, "strings", vocabulary)], features=["strings"], vocabulary=vocabulary)
+        predictions=[choose(greedy_miss, "strings", vocabulary)], features=["strings"], vocabulary=vocabulary)
     assert scores["fmr"] == 1.0
+
+
+def test_choose_longest_and_consensus_pick_among_the_texts_naming_the_feature() -> None:
+    from reasongen.explain.generator import choose
+
+    texts = ["nice sound here and a very long text without it", "the strings are fine", "strings are great",
+             "the strings are great and they stay in tune", "the strings are great"]
+    assert choose(texts, "strings", rule="longest") == texts[3]  # the longer text has no feature: not chosen
+    # "the strings are great" shares the most bigrams with the other candidates
+    assert choose(texts, "strings", rule="consensus") == texts[4]
+    with pytest.raises(ValueError, match="feature_choice='best'"):
+        choose(texts, "strings", rule="best")

@@ -38,32 +38,74 @@ class ExplainGenerator:
         """A pseudonym as the model knows it: given as is, or a raw reviewer id hashed with the current salt."""
         return user_id if user_id in self.prompter.users else privacy.pseudonym(user_id)
 
+    def prompts(self, rows: list[dict[str, Any]], use_feature: bool) -> list[str]:
+        return [self.prompter.prompt({"user": self.user_key(str(row["user_id"])), "item": str(row["item_id"]),
+                                      "feature": text_field(row.get("feature"))}, use_feature) for row in rows]
+
+    def candidates(self, rows: list[dict[str, Any]], progress: bool = True, **overrides: Any) -> list[list[str]]:
+        """Per row (feature given): the greedy text first, then `feature_candidates` samples."""
+        cfg = {**self.generation, **overrides}
+        found = generate_candidates(self.model, self.tokenizer, self.prompts(rows, True),
+                                    {**cfg, "do_sample": True, "num_candidates": int(cfg["feature_candidates"]),
+                                     "include_greedy": True}, prompt_end=PROMPT_END, progress=progress)
+        return [[texts[-1], *texts[:-1]] for texts in found]
+
     def explain(self, rows: list[dict[str, Any]], use_feature: bool = True, progress: bool = True,
                 vocabulary: Mapping[str, Sequence[str]] | None = None, **overrides: Any) -> list[str]:
-        """One explanation per row. With a feature asked for and `feature_candidates` > 0, the greedy text is kept
-        when it names the feature, else the first of that many samples that does (vocabulary: the features'
-        surface forms; without it the feature word itself)."""
-        prompts = [self.prompter.prompt({"user": self.user_key(str(row["user_id"])), "item": str(row["item_id"]),
-                                         "feature": text_field(row.get("feature"))}, use_feature) for row in rows]
+        """One explanation per row. With a feature asked for and `feature_candidates` > 0, one of the greedy text
+        and that many samples, chosen by `feature_choice` among those that name the feature (vocabulary: the
+        features' surface forms; without it the feature word itself)."""
         cfg = {**self.generation, **overrides}
-        samples = int(cfg.get("feature_candidates") or 0)
-        if not use_feature or samples < 1:
-            return generate_texts(self.model, self.tokenizer, prompts, cfg, prompt_end=PROMPT_END, progress=progress)
-        found = generate_candidates(self.model, self.tokenizer, prompts, {**cfg, "do_sample": True,
-                                    "num_candidates": samples, "include_greedy": True},
-                                    prompt_end=PROMPT_END, progress=progress)
-        return [naming_feature([texts[-1], *texts[:-1]], text_field(row.get("feature")), vocabulary)
-                for texts, row in zip(found, rows, strict=True)]
+        if not use_feature or int(cfg.get("feature_candidates") or 0) < 1:
+            return generate_texts(self.model, self.tokenizer, self.prompts(rows, use_feature), cfg,
+                                  prompt_end=PROMPT_END, progress=progress)
+        rule = cfg.get("feature_choice", "first")
+        return [choose(texts, text_field(row.get("feature")), vocabulary, rule)
+                for texts, row in zip(self.candidates(rows, progress, **overrides), rows, strict=True)]
 
 
 def naming_feature(texts: Sequence[str], feature: str | None,
-                   vocabulary: Mapping[str, Sequence[str]] | None = None) -> str:
-    """The first text that mentions feature (as the FMR metric detects it), or the first text when none does."""
-    if not feature or not texts:
-        return texts[0] if texts else ""
+                   vocabulary: Mapping[str, Sequence[str]] | None = None) -> list[str]:
+    """The texts that mention feature (as the FMR metric detects it), in order."""
+    if not feature:
+        return []
     forms = {feature: list((vocabulary or {}).get(feature) or [feature])}
-    mentions = feature_sets(texts, forms)
-    return next((text for text, found in zip(texts, mentions, strict=True) if feature in found), texts[0])
+    return [text for text, found in zip(texts, feature_sets(texts, forms), strict=True) if feature in found]
+
+
+def consensus(texts: Sequence[str], pool: Sequence[str]) -> str:
+    """The text whose word bigrams agree most with the pool's (minimum Bayes risk, gain = Dice overlap of bigram
+    sets, so that length alone does not win): the candidates' consensus (ties: the first)."""
+    def bigrams(text: str) -> set[tuple[str, str]]:
+        words = text.split()
+        return set(zip(words, words[1:], strict=False))
+
+    def dice(a: set, b: set) -> float:
+        return 2 * len(a & b) / (len(a) + len(b)) if a or b else 0.0
+
+    pool_sets = [bigrams(text) for text in pool]
+    return max(texts, key=lambda text: sum(dice(bigrams(text), other) for other in pool_sets))
+
+
+FEATURE_CHOICES = ("first", "longest", "consensus")
+
+
+def choose(texts: Sequence[str], feature: str | None, vocabulary: Mapping[str, Sequence[str]] | None = None,
+           rule: str = "first") -> str:
+    """One of texts (the greedy text first): among those that name feature, the first, the longest (most words;
+    ties: the first) or the consensus; the greedy text when none does."""
+    if not texts:
+        return ""
+    naming = naming_feature(texts, feature, vocabulary)
+    if not naming:
+        return texts[0]
+    if rule == "first":
+        return naming[0]
+    if rule == "longest":
+        return max(naming, key=lambda text: len(text.split()))
+    if rule == "consensus":
+        return consensus(naming, texts)
+    raise ValueError(f"explain.generation.feature_choice={rule!r}: one of {', '.join(FEATURE_CHOICES)}")
 
 
 def load_explainer(model: str, trust_remote_code: bool = False) -> ExplainGenerator:
