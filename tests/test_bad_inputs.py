@@ -53,8 +53,7 @@ def test_prepare_quarantines_the_bad_line_and_loses_no_row(name: str, tmp_path: 
 @pytest.mark.parametrize("name", sorted(EXPECTED["reviews"]))
 def test_review_validation_quarantines_the_bad_line_and_loses_no_row(name: str) -> None:
     spec = EXPECTED["reviews"][name]
-    rows_in, kept, quarantined = validate_lines(BAD / "reviews" / f"{name}.jsonl", None,
-                                                lambda line, number: review_row(line, number, "salt"))
+    rows_in, kept, quarantined = validate_lines(BAD / "reviews" / f"{name}.jsonl", None, review_row)
     assert [(record["line"], record["reason"]) for record in quarantined] == [(spec["line"], spec["reason"])]
     assert (rows_in, len(kept)) == (ROWS_PER_FILE, ROWS_PER_FILE - 1)
     record_figure("bad input", file=f"reviews/{name}.jsonl", reason=spec["reason"], rows_in=rows_in, kept=len(kept),

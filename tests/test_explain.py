@@ -373,3 +373,14 @@ def test_choose_longest_and_consensus_pick_among_the_texts_naming_the_feature() 
     assert choose(texts, "strings", rule="consensus") == texts[4]
     with pytest.raises(ValueError, match="feature_choice='best'"):
         choose(texts, "strings", rule="best")
+
+
+def test_min_new_tokens_bans_the_end_only_for_the_first_tokens() -> None:
+    import torch
+
+    from reasongen.explain.decoding import MinNewTokens
+
+    ban = MinNewTokens(2, eos_id=0)
+    for width, banned in ((5, True), (6, True), (7, False)):  # the prompt is 5 wide: new tokens 0, 1, then 2
+        scores = ban(torch.zeros(3, width, dtype=torch.long), torch.zeros(3, 4))
+        assert bool(torch.isinf(scores[:, 0]).all()) is banned and not torch.isinf(scores[:, 1:]).any()

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from reasongen.explain import privacy
+from reasongen.explain.decoding import length_floor
 from reasongen.explain.profiles import PROFILES_FILE
 from reasongen.explain.prompts import PROMPT_END, ProfilePrompter
 from reasongen.io import read_json
 from reasongen.metrics.explanation_features.explanation_features import feature_sets
 from reasongen.modeling import model_io
-from reasongen.modeling.generation import generate_candidates, generate_texts
+from reasongen.modeling.generation import generate_candidates
 from reasongen.rows import is_missing, text_field
 
 
@@ -42,13 +43,22 @@ class ExplainGenerator:
         return [self.prompter.prompt({"user": self.user_key(str(row["user_id"])), "item": str(row["item_id"]),
                                       "feature": text_field(row.get("feature"))}, use_feature) for row in rows]
 
+    def decode(self, prompts: list[str], cfg: dict[str, Any], progress: bool) -> list[list[str]]:
+        """Candidates per prompt under cfg, with `min_new_tokens` enforced."""
+        return generate_candidates(self.model, self.tokenizer, prompts, cfg, prompt_end=PROMPT_END,
+                                   progress=progress,
+                                   processors=lambda batch: length_floor(cfg, self.tokenizer.eos_token_id))
+
     def candidates(self, rows: list[dict[str, Any]], progress: bool = True, **overrides: Any) -> list[list[str]]:
-        """Per row (feature given): the greedy text first, then `feature_candidates` samples."""
+        """Per row (feature given): the text of the configured decoding (greedy, or beam search with num_beams)
+        first, then `feature_candidates` samples."""
         cfg = {**self.generation, **overrides}
-        found = generate_candidates(self.model, self.tokenizer, self.prompts(rows, True),
-                                    {**cfg, "do_sample": True, "num_candidates": int(cfg["feature_candidates"]),
-                                     "include_greedy": True}, prompt_end=PROMPT_END, progress=progress)
-        return [[texts[-1], *texts[:-1]] for texts in found]
+        prompts = self.prompts(rows, True)
+        heads = self.decode(prompts, {**cfg, "do_sample": False, "num_candidates": 1, "include_greedy": False},
+                            progress)
+        samples = self.decode(prompts, {**cfg, "do_sample": True, "num_beams": 1, "include_greedy": False,
+                                        "num_candidates": int(cfg["feature_candidates"])}, progress)
+        return [head + sampled for head, sampled in zip(heads, samples, strict=True)]
 
     def explain(self, rows: list[dict[str, Any]], use_feature: bool = True, progress: bool = True,
                 vocabulary: Mapping[str, Sequence[str]] | None = None, **overrides: Any) -> list[str]:
@@ -57,8 +67,8 @@ class ExplainGenerator:
         features' surface forms; without it the feature word itself)."""
         cfg = {**self.generation, **overrides}
         if not use_feature or int(cfg.get("feature_candidates") or 0) < 1:
-            return generate_texts(self.model, self.tokenizer, self.prompts(rows, use_feature), cfg,
-                                  prompt_end=PROMPT_END, progress=progress)
+            single = {**cfg, "num_candidates": 1, "include_greedy": False}
+            return [texts[0] for texts in self.decode(self.prompts(rows, use_feature), single, progress)]
         rule = cfg.get("feature_choice", "first")
         return [choose(texts, text_field(row.get("feature")), vocabulary, rule)
                 for texts, row in zip(self.candidates(rows, progress, **overrides), rows, strict=True)]

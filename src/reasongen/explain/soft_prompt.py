@@ -11,7 +11,9 @@ from typing import Any
 
 import torch
 from torch import nn
+from transformers import LogitsProcessorList
 
+from reasongen.explain.decoding import length_floor
 from reasongen.io import read_json, write_json
 from reasongen.modeling import model_io
 from reasongen.modeling.datamodule import IGNORE_INDEX
@@ -82,7 +84,9 @@ class SoftPromptLM(nn.Module):
                 embeds = torch.cat([self.prompt(user, item), self.lm.get_input_embeddings()(ids)], dim=1)
                 mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=device)
                 generated = self.lm.generate(inputs_embeds=embeds, attention_mask=mask, pad_token_id=pad_id,
-                                             eos_token_id=tokenizer.eos_token_id, use_cache=True, **kwargs)
+                                             eos_token_id=tokenizer.eos_token_id, use_cache=True,
+                                             logits_processor=LogitsProcessorList(
+                                                 length_floor(generation_cfg, tokenizer.eos_token_id)), **kwargs)
                 texts += [decode(tokenizer, row) for row in generated]  # inputs_embeds only: new tokens only
         return texts
 
