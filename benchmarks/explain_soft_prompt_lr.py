@@ -24,14 +24,10 @@ from reasongen.stages import explain_soft_prompt
 PREPARED = Path("outputs/explain/prepare")
 
 
-def curve(curves_dir: Path) -> list[tuple[int, float]]:
-    """(epoch, val_loss) per validation, from the stage's CSV curves."""
-    points = []
-    for path in sorted(curves_dir.rglob("*.csv")):
-        with path.open(encoding="utf-8") as handle:
-            points += [(int(row["epoch"]), float(row["val_loss"])) for row in csv.DictReader(handle)
-                       if row.get("val_loss")]
-    return points
+def curve(curves_dir: Path) -> list[float]:
+    """val_loss per validation (one per epoch), from the stage's curves/val_loss.csv."""
+    with (curves_dir / "val_loss.csv").open(encoding="utf-8") as handle:
+        return [float(row["val_loss"]) for row in csv.DictReader(handle)]
 
 
 def main() -> None:
@@ -55,8 +51,8 @@ def main() -> None:
             model, tokenizer, _ = soft_prompt.load(scratch / "out" / "model")
             texts = model.generate_texts(tokenizer, [(row["user"], row["item"]) for row in val], generation)
         scores = metrics.score_explanations(texts, val, vocabulary=vocabulary, semantic_similarity=False)
-        per_epoch = ", ".join(f"{loss:.3f}" for _, loss in losses)
-        lines.append(f"| {lr:g} | {len(losses)} | {min(loss for _, loss in losses):.3f} | {per_epoch} | "
+        per_epoch = ", ".join(f"{loss:.3f}" for loss in losses)
+        lines.append(f"| {lr:g} | {len(losses)} | {min(losses):.3f} | {per_epoch} | "
                      f"{scores['usr']:.3f} | {scores['fmr']:.3f} | {scores['bleu4']:.2f} | {len(set(texts))} |")
         print(lines[-1], flush=True)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
