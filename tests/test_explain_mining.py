@@ -61,3 +61,14 @@ def test_plurals_are_one_feature_named_by_the_more_frequent_form() -> None:
 
     assert mining.merge_plurals(counts, Counter(counts)) == {
         ("blades",): [("blade",), ("blades",)], ("box",): [("box",), ("boxes",)], ("tip",): [("tip",)]}
+
+
+def test_word_lists_refuse_what_yaml_read_as_booleans() -> None:
+    import pytest
+    import yaml
+
+    mapping = {key: ["the"] for key in ("opinions", "determiners", "predicates", "stopwords", "generic")}
+    mapping["stopwords"] = yaml.safe_load("[nor, no, off]")
+    with pytest.raises(ValueError, match=r"stopwords holds \[False, False\]"):
+        mining.WordLists.from_mapping(mapping)
+    assert "no" in mining.default_word_lists().determiners and "off" in mining.default_word_lists().excluded

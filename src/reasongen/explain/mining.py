@@ -41,9 +41,18 @@ class WordLists:
 
     @classmethod
     def from_mapping(cls, mapping: dict[str, list[str]]) -> WordLists:
-        opinions, determiners = frozenset(mapping["opinions"]), frozenset(mapping["determiners"])
-        return cls(opinions, determiners, frozenset(mapping["predicates"]),
-                   frozenset(mapping["stopwords"]) | frozenset(mapping["generic"]) | determiners | opinions)
+        lists = {key: frozenset(words(mapping, key)) for key in ("opinions", "determiners", "predicates",
+                                                                  "stopwords", "generic")}
+        return cls(lists["opinions"], lists["determiners"], lists["predicates"],
+                   lists["stopwords"] | lists["generic"] | lists["determiners"] | lists["opinions"])
+
+
+def words(mapping: dict[str, list[str]], key: str) -> list[str]:
+    """One word list, all strings (YAML reads a bare no / yes / on / off as a boolean: they must be quoted)."""
+    wrong = [word for word in mapping[key] if not isinstance(word, str)]
+    if wrong:
+        raise ValueError(f"{WORDS_FILE}: {key} holds {wrong}, not words (quote no, yes, on, off)")
+    return mapping[key]
 
 
 @cache
