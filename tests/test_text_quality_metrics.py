@@ -304,3 +304,19 @@ def test_a_word_as_its_own_modifier_is_a_repeat():
     # found by reading the model's texts: the clause and 4-gram checks see no repeat in 显瘦的显瘦
     assert repeated_phrases("宽松的版型，显瘦的显瘦，而且不挑身材") == ["显瘦的显瘦"]
     assert repeated_phrases("显瘦的版型，显得很高") == []  # two different words
+
+
+def test_a_unit_said_again_after_you_or_ye_is_a_repeat():
+    # found by reading the model's texts: 显瘦又显瘦 passed every other check
+    assert repeated_phrases("腰部的系带设计，显瘦又显瘦。") == ["显瘦"]
+    assert repeated_phrases("裙摆一层又一层，浪漫灵动。") == []  # how Chinese reduplicates a measure word
+    assert repeated_phrases("采用优质面料，面料柔软亲肤。") == []  # a topic chained after a comma is good copy
+
+
+def test_a_word_worn_out_is_a_repeat_unless_the_input_gives_it():
+    worn = "宽松的版型，宽松的廓型，宽松的裤型，穿着舒适。宽松的裤脚，很显腿长，宽松的剪裁。"
+    assert "宽松" in repeated_phrases(worn)
+    assert "宽松" not in repeated_phrases(worn, given=["宽松"])  # the product's own value may recur
+    assert repeated_phrases("宽松的版型，穿着舒适，宽松的裤脚很显腿长。") == []  # twice is prose
+    got = metrics.load("repetition").compute(predictions=[worn, worn], contents=["类型#裤*版型#宽松", "类型#裤"])
+    assert got == {"repetition_rate": 50.0}

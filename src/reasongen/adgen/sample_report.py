@@ -13,7 +13,7 @@ from reasongen.adgen.selection import Checks
 from reasongen.metrics.garments import incompatible_parts, product_type_mismatches
 from reasongen.metrics.text_checks import hallucinated_values
 from reasongen.metrics.text_quality import attribute_hallucinations, known_values, list_endings, repeated_phrases
-from reasongen.text.attributes import parse_content
+from reasongen.text.attributes import parse_content, values
 from reasongen.text.controls import banned_patterns, detect_aspects, length_bucket
 
 
@@ -55,7 +55,7 @@ def notes(text: str, row: Mapping[str, Any], pairs, checks: Checks) -> str:
         found.append("another garment: " + "、".join(other))
     if parts := incompatible_parts(text, pairs, checks.value_lexicon):
         found.append("part it has not: " + "、".join(value for _, value in parts))
-    if repeats := repeated_phrases(text):
+    if repeats := repeated_phrases(text, given=values(pairs)):
         found.append("repeats: " + "、".join(repeats))
     if runs := list_endings(text, known_values(checks.value_lexicon, pairs)):
         found.append("attribute list: " + " / ".join("，".join(run) for run in runs))

@@ -29,7 +29,7 @@ from reasongen.metrics.text_quality import (
     repeated_phrases,
     unlisted_details,
 )
-from reasongen.text.attributes import Attributes, parse_content
+from reasongen.text.attributes import Attributes, parse_content, values
 from reasongen.text.controls import detect_aspects, find_violations, length_bucket
 
 # A clause: text up to and including its closing punctuation (the last clause may have none).
@@ -71,7 +71,7 @@ def faults(text: str, pairs: Attributes, checks: Checks) -> dict[str, int]:
         "attribute_hallucination": len(attribute_hallucinations(text, pairs, lexicon)),
         "unlisted_detail": len(unlisted_details(text, pairs, lexicon)),
         "product_type": len(product_type_mismatches(text, pairs)) + len(incompatible_parts(text, pairs, lexicon)),
-        "repetition": len(repeated_phrases(text)),
+        "repetition": len(repeated_phrases(text, given=values(pairs))),
         "list_ending": len(list_endings(text, known_values(lexicon, pairs))),
         "violation": len(find_violations(text)),
     }

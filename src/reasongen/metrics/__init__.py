@@ -117,7 +117,7 @@ def score_text_quality(texts: list[str], rows: list[Row], *, value_lexicon: dict
     result: Scores = {}
     result |= load("attribute_hallucination").compute(predictions=texts, contents=contents, value_lexicon=value_lexicon)
     result |= load("product_type").compute(predictions=texts, contents=contents, value_lexicon=value_lexicon)
-    result |= load("repetition").compute(predictions=texts)
+    result |= load("repetition").compute(predictions=texts, contents=contents)
     result |= load("list_endings").compute(predictions=texts, value_lexicon=value_lexicon, contents=contents)
     return result
 

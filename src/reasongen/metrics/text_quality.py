@@ -176,9 +176,17 @@ def split_clauses(text: str) -> list[str]:
     return [clause for clause in map(normalise, _CLAUSE_SPLIT.split(text)) if clause]
 
 
-# A unit of 2-4 Chinese characters said twice in a row (镂空镂空, 休闲休闲); 一丝一丝 and 一颗一颗 are how Chinese
-# reduplicates a measure word, so units starting with 一 are fine.
-_DOUBLED = re.compile(r"((?!一)[\u4e00-\u9fff]{2,4})\1")
+# A unit of 2-4 Chinese characters said twice in a row, or again right after 又 / 也 / 还 / 更 (镂空镂空, 显瘦又显瘦);
+# 一丝一丝 and 一层又一层 are how Chinese reduplicates a measure word, so units starting with 一 are fine. Not after a
+# comma: 采用优质面料，面料柔软 chains a topic, as good copy does.
+_DOUBLED = re.compile(r"((?!一)[\u4e00-\u9fff]{2,4})[又也还更]?\1")
+# A two-character word said over and over: 5 times, or once per 25 characters in a longer text (宽松 six times in 93
+# characters). 设计 ("design", the data's filler noun), garment nouns and the input's own values are left out:
+# references use them that often.
+_OVERUSE_PER_CHARS = 25
+_FILLER = "设计"
+_TWO_HAN = re.compile(r"[\u4e00-\u9fff]{2}")
+_PARTICLE = "的"  # 松的 of 宽松的 is no word
 # A two-character word as its own modifier: 显瘦的显瘦, 造型的造型 (3 of the 5,000 references, all slips).
 _OF_ITSELF = re.compile(r"([\u4e00-\u9fff]{2})的\1")
 
@@ -188,14 +196,17 @@ def _ngram_counts(text: str, n: int, skip: Sequence[bool] = ()) -> Counter[str]:
     return Counter(text[i : i + n] for i in range(len(text) - n + 1) if not any(skip[i : i + n]))
 
 
-def repeated_phrases(text: str, n: int = 4, min_count: int = 3, min_clause: int = 3) -> list[str]:
+def repeated_phrases(text: str, n: int = 4, min_count: int = 3, min_clause: int = 3,
+                     given: Collection[str] = ()) -> list[str]:
     """What text repeats, each once (empty: nothing):
     * a clause (min_clause characters or more, normalised) said twice or more: 穿着舒适，穿着舒适;
     * a character n-gram (punctuation removed, so it may span clauses) min_count times or more, unless it
       overlaps a garment noun: a product is named by its noun several times in good prose (本款连衣裙 … 本款连衣裙);
     * a character (n-1)-gram min_count times or more inside one clause: 牛仔裤是牛仔裤的牛仔裤;
-    * a unit of 2-4 characters twice in a row (_DOUBLED): 镂空镂空装饰;
-    * a two-character word as its own modifier (_OF_ITSELF): 显瘦的显瘦."""
+    * a unit of 2-4 characters twice in a row, or again after 又 or a comma (_DOUBLED): 镂空镂空装饰, 显瘦又显瘦;
+    * a two-character word as its own modifier (_OF_ITSELF): 显瘦的显瘦;
+    * a two-character word said over and over (overused_words): 宽松 six times in 93 characters; not one inside
+      the input's values (`given`): a text about a 条纹 shirt may say 条纹 as often as it likes."""
     clauses = [clause for clause in split_clauses(text) if len(clause) >= min_clause]
     found = [clause for clause, count in Counter(clauses).items() if count > 1]
     flat = normalise(text)
@@ -207,7 +218,20 @@ def repeated_phrases(text: str, n: int = 4, min_count: int = 3, min_clause: int 
         found += [gram for gram, count in _ngram_counts(clause, n - 1).items() if count >= min_count]
     found += [match.group(1) for match in _DOUBLED.finditer(text.lower())]
     found += [match.group(0) for match in _OF_ITSELF.finditer(text.lower())]
+    found += overused_words(flat, nouns, given)
     return list(dict.fromkeys(found))
+
+
+def overused_words(flat: str, skip: Sequence[bool], given: Collection[str] = ()) -> list[str]:
+    """Two-character words of a normalised text said max(5, len / 25) times or more (not 设计, not where skip, not
+    inside a given value)."""
+    masked = [hidden or flat[i : i + 2] == _FILLER or (i > 0 and flat[i - 1 : i + 1] == _FILLER)
+              for i, hidden in enumerate(skip)]
+    counts = _ngram_counts(flat, 2, masked)
+    least = max(5, len(flat) / _OVERUSE_PER_CHARS)
+    return [word for word, count in counts.items()
+            if count >= least and _TWO_HAN.fullmatch(word) and _PARTICLE not in word
+            and not any(word in value for value in given)]
 
 
 # --- list endings ---------------------------------------------------------------------------------------------
