@@ -42,9 +42,10 @@ def one_at_a_time(model, tokenizer, prompts: list[str], settings: dict[str, Any]
 
 
 def compare(inputs: Inputs, n_rows: int, batched_rows: int | None = None) -> dict[str, Any]:
-    """The evaluate stage's batched greedy decoding of the whole test split (attributes only, as the headline
-    evaluation prompts them; batched_rows: only the first ones) against one row at a time on its first n_rows: tokens/s of each, and the share of
-    identical texts on the rows both decoded. Rates, so that the slow side need not decode every row."""
+    """The evaluate stage's batched greedy decoding of the test split (attributes only, as the headline evaluation
+    prompts them; batched_rows: only the first ones) against one row at a time on its first n_rows: tokens/s of
+    each, and the share of identical texts on the rows both decoded. Rates, so that the slow side need not decode
+    every row."""
     model, tokenizer, _ = model_io.load_model(inputs.model_dir)  # fp32
     prompts = [prompt_for_row(row, use_controls=False) for row in inputs.rows("test")[:batched_rows]]
     settings = greedy_settings(inputs)
@@ -62,7 +63,7 @@ def compare(inputs: Inputs, n_rows: int, batched_rows: int | None = None) -> dic
     return {"batched_rows": len(prompts), "one_at_a_time_rows": len(naive), "batched_s": round(batched_s, 2),
             "one_at_a_time_s": round(naive_s, 2), "batched_tokens_per_s": round(batched_rate, 1),
             "one_at_a_time_tokens_per_s": round(naive_rate, 1),
-            "identical_share": sum(a == b for a, b in zip(batched, naive)) / len(naive),
+            "identical_share": sum(a == b for a, b in zip(batched[: len(naive)], naive, strict=True)) / len(naive),
             "speedup": batched_rate / naive_rate}
 
 
