@@ -27,10 +27,12 @@ def register(inputs: Inputs, store: Path) -> str:
     from reasongen.adgen import pyfunc
 
     generation = to_container(inputs.cfg.generation)
+    model_dir = inputs.model_dir.resolve()  # before chdir: the folder may be given relative to the checkout
+    store = store.resolve()
     store.mkdir(parents=True, exist_ok=True)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store / 'mlflow.db'}"
     with chdir(store):  # the embedded store puts artifacts under ./mlartifacts
-        _, version = tracking.log_model(inputs.model_dir.resolve(), REGISTERED, generation,
+        _, version = tracking.log_model(model_dir, REGISTERED, generation,
                                         serving.check_limits(inputs.cfg.serving, generation), {}, pyfunc)
     return f"models:/{REGISTERED}/{version}"
 
