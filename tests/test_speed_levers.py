@@ -64,7 +64,7 @@ def test_auto_precision_follows_the_device(monkeypatch):
     assert auto_precision("32-true") == "32-true" and auto_precision("bf16-mixed") == "bf16-mixed"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert auto_precision("auto") == ("bf16-mixed" if cpu_has_bf16() else "32-true")
-    monkeypatch.setattr("reasongen.modeling.training.cpu_has_bf16", lambda: False)
+    monkeypatch.setattr("reasongen.modeling.model_io.cpu_has_bf16", lambda: False)
     assert auto_precision("auto") == "32-true"
 
 

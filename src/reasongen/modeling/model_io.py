@@ -119,9 +119,15 @@ def inference_dtype(name: str | None) -> torch.dtype:
         return DTYPES[name]
     if name not in (None, "auto"):
         raise ValueError(f"generation.dtype {name!r}: one of auto, {', '.join(DTYPES)}")
+    return torch.bfloat16 if native_bf16() else torch.float32
+
+
+def native_bf16() -> bool:
+    """Whether the device that computes (the GPU when there is one, else the CPU) has bf16 arithmetic in hardware:
+    where it is emulated, bf16 is slower than fp32."""
     if torch.cuda.is_available():
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    return torch.bfloat16 if cpu_has_bf16() else torch.float32
+        return torch.cuda.is_bf16_supported()
+    return cpu_has_bf16()
 
 
 def load_model(model_dir: str | Path, device: str | torch.device = "cpu", trust_remote_code: bool = False):

@@ -15,7 +15,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from reasongen.errors import UserError
 from reasongen.io import write_curves
-from reasongen.modeling.model_io import cpu_has_bf16
+from reasongen.modeling.model_io import native_bf16
 from reasongen.modeling.progress import Lines, duration, interactive, losses
 
 LAST = "last.ckpt"
@@ -27,9 +27,7 @@ def auto_precision(precision: str) -> str:
     elsewhere (emulated bf16 is slower)."""
     if precision != "auto":
         return precision
-    if torch.cuda.is_available():
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
-    return "bf16-mixed" if cpu_has_bf16() else "32-true"
+    return "bf16-mixed" if native_bf16() else "32-true"
 
 
 class CurveRecorder(Callback):
