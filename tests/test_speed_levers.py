@@ -31,12 +31,13 @@ def test_top_p_keeps_the_tokens_transformers_keeps(top_p):
 
 
 def test_nucleus_warpers_take_temperature_and_top_p_out_of_generate():
-    kwargs = {"do_sample": True, "top_p": 0.7, "temperature": 0.95, "top_k": 0}
-    warpers = nucleus_warpers(kwargs)
+    asked = {"do_sample": True, "top_p": 0.7, "temperature": 0.95, "top_k": 0}
+    kwargs, warpers = nucleus_warpers(asked)
     assert kwargs["top_p"] == 1.0 and "temperature" not in kwargs  # generate no longer sorts per step
     assert [type(w).__name__ for w in warpers] == ["TemperatureLogitsWarper", "TopP"]
+    assert asked["top_p"] == 0.7 and asked["temperature"] == 0.95  # the caller's settings stay as they were
     greedy = {"do_sample": False, "top_p": 0.7}
-    assert nucleus_warpers(greedy) == [] and greedy["top_p"] == 0.7
+    assert nucleus_warpers(greedy) == (greedy, []) and greedy["top_p"] == 0.7
 
 
 def test_fit_threads_follows_the_users_setting(monkeypatch):

@@ -80,7 +80,7 @@ def _decode_all(model, tokenizer, prompts: Sequence[str], generation_cfg: dict[s
     kwargs = {key: generation_cfg[key] for key in GENERATE_KEYS if key in generation_cfg}
     if not kwargs.get("do_sample"):
         kwargs = {k: v for k, v in kwargs.items() if k not in ("top_p", "temperature", "top_k")}
-    warpers = nucleus_warpers(kwargs)
+    kwargs, warpers = nucleus_warpers(kwargs)
     torch.manual_seed(int(generation_cfg.get("seed", 0)))
     max_source = generation_cfg.get("max_source_length")
     encoded = [encode_prompt(tokenizer, prompt, max_source, prompt_end) for prompt in prompts]
@@ -135,20 +135,22 @@ class TopP(LogitsProcessor):
         return filtered
 
 
-def nucleus_warpers(kwargs: dict[str, Any]) -> list[LogitsProcessor]:
-    """Temperature and top-p as processors that run after the constraints, in transformers' order, taken out of
-    `kwargs` (which `generate` would otherwise apply with a full sort of the vocabulary per step)."""
+def nucleus_warpers(kwargs: dict[str, Any]) -> tuple[dict[str, Any], list[LogitsProcessor]]:
+    """(generate's kwargs without temperature / top-k / top-p, those as processors that run after the
+    constraints, in transformers' order): generate would otherwise apply top-p with a full sort of the vocabulary
+    per step. Unchanged kwargs and no processors when top-p is off or the decoding does not sample."""
     top_p = kwargs.get("top_p")
     if not kwargs.get("do_sample") or kwargs.get("num_beams", 1) > 1 or top_p is None or top_p >= 1.0:
-        return []
-    temperature = kwargs.pop("temperature", 1.0)
-    kwargs["top_p"] = 1.0
+        return kwargs, []
+    temperature, top_k = kwargs.get("temperature", 1.0), kwargs.get("top_k")
+    taken = ("temperature", "top_k") if top_k else ("temperature",)  # top_k 0 is no filter: generate may keep it
+    rest = {key: value for key, value in kwargs.items() if key not in taken} | {"top_p": 1.0}
     warpers: list[LogitsProcessor] = []
     if temperature is not None and temperature != 1.0:
         warpers.append(TemperatureLogitsWarper(temperature))
-    if kwargs.get("top_k"):  # transformers applies top-k before top-p
-        warpers.append(TopKLogitsWarper(kwargs.pop("top_k")))
-    return [*warpers, TopP(top_p)]
+    if top_k:  # transformers applies top-k before top-p
+        warpers.append(TopKLogitsWarper(top_k))
+    return rest, [*warpers, TopP(top_p)]
 
 
 def static_cache(model) -> dict[str, str]:
