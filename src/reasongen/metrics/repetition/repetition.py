@@ -25,8 +25,11 @@ class Repetition(evaluate.Metric):
         return metric_info(_DESCRIPTION, _KWARGS, "predictions")
 
     def _compute(self, predictions: list[str], contents: Sequence[str] | None = None) -> dict[str, float]:
-        given = [values(parse_content(content)) for content in contents] if contents is not None else None
-        if given is not None and len(given) != len(predictions):
-            raise ValueError(f"repetition: {len(predictions)} texts for {len(given)} contents")
-        flags = (bool(repeated_phrases(text, given=given[i] if given else ())) for i, text in enumerate(predictions))
+        if contents is not None and len(contents) != len(predictions):
+            raise ValueError(f"repetition: {len(predictions)} texts for {len(contents)} contents")
+        if contents is None:
+            given = [()] * len(predictions)
+        else:
+            given = [values(parse_content(content)) for content in contents]
+        flags = (bool(repeated_phrases(text, given=own)) for text, own in zip(predictions, given, strict=True))
         return {"repetition_rate": percent(flags)}
