@@ -35,6 +35,11 @@ class RetrievalBaseline:
 
     def nearest(self, row: Row) -> int:
         """Position of the best-matching training row, never the row itself (same `id`)."""
+        return self.ranked(row, 1)[0]
+
+    def ranked(self, row: Row, k: int) -> list[int]:
+        """Positions of the k best-matching training rows, best first (ties: the earliest), never the row itself;
+        rows sharing no pair only when none does."""
         query = frozenset(parse_content(row["content"]))
         own_id = row.get("id")
         shared = Counter(position for pair in query for position in self.index.get(pair, ()))
@@ -44,12 +49,12 @@ class RetrievalBaseline:
             if not self._is_own(position, own_id)
         }
         if scores:
-            return max(sorted(scores), key=scores.__getitem__)  # max keeps the first (earliest) of equals
+            return sorted(scores, key=lambda position: (-scores[position], position))[:k]
         # nothing shared: every row scores 0, so the earliest one that is not the row itself
         fallback = next((p for p in range(len(self.rows)) if not self._is_own(p, own_id)), None)
         if fallback is None:
             raise ValueError(f"RetrievalBaseline: no training row other than {own_id!r} itself")
-        return fallback
+        return [fallback]
 
     def _is_own(self, position: int, own_id: Any) -> bool:
         return own_id is not None and self.rows[position].get("id") == own_id

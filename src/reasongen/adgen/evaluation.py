@@ -45,10 +45,13 @@ def system_predictions(generator: Generator, evaluate_cfg: DictConfig, train: li
     candidates) and from both baselines, for every test row."""
     use_controls = evaluate_cfg.use_controls
     found = generator.candidates(test, use_controls=use_controls)
+    say(f"retrieve-and-edit candidates for {len(test)} rows")
+    edited = generator.retrieved(test, use_controls=use_controls)
     say(f"choosing among the candidates of {len(test)} rows: the configured decoding, then the ablation")
-    outputs = {"model": generator.choose(test, found, use_controls)}
+    both = [a + b for a, b in zip(found, edited, strict=True)]
+    outputs = {"model": generator.choose(test, both, use_controls)}
     for name, spec in to_container(evaluate_cfg.decoding_ablation).items():
-        pool, overrides = ablation_pool(found, spec, bool(generator.generation["include_greedy"]))
+        pool, overrides = ablation_pool(found, edited, spec, bool(generator.generation["include_greedy"]))
         if pool is not None:
             say(f"decoding_{name}: choosing")
             outputs[f"decoding_{name}"] = generator.choose(test, pool, use_controls, **overrides)
@@ -57,13 +60,19 @@ def system_predictions(generator: Generator, evaluate_cfg: DictConfig, train: li
     return outputs
 
 
-def ablation_pool(found: list[list[str]], spec: dict[str, Any], has_greedy: bool):
-    """(candidates, selection/repair overrides) for one decoding of the ablation. `candidates: first` is one sample
-    (the published decoding), `greedy` the greedy text, both as they are; `all` (default) every candidate, chosen
-    with the spec's selection / repair in place of the configured ones. None when the greedy text was not made."""
+def ablation_pool(found: list[list[str]], edited: list[list[str]], spec: dict[str, Any], has_greedy: bool):
+    """(candidates, selection/repair overrides) for one decoding of the ablation, from the model's candidates
+    (found) and the retrieve-and-edit ones (edited). `candidates: first` is one sample (the published decoding),
+    `greedy` the greedy text, both as they are; `all` (default) every candidate, `generated` the model's only,
+    `retrieved` the edited ones only, each chosen with the spec's selection / repair in place of the configured ones.
+    None when that pool was not made (no greedy text, or no retrieve-and-edit)."""
     which = spec.get("candidates", "all")
-    if which == "all":
-        return found, {key: spec[key] for key in ("selection", "repair") if key in spec}
+    overrides = {key: spec[key] for key in ("selection", "repair") if key in spec}
+    if which in ("all", "generated", "retrieved"):
+        if which == "retrieved" and not any(edited):
+            return None, {}
+        pools = {"all": [a + b for a, b in zip(found, edited, strict=True)], "generated": found, "retrieved": edited}
+        return pools[which], overrides
     if which == "greedy" and not has_greedy:
         return None, {}
     pick = 0 if which == "first" else -1

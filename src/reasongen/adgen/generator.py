@@ -11,8 +11,10 @@ from typing import Any
 from transformers import LogitsProcessor
 
 from reasongen.adgen.prompts import PROMPT_END, prompt_for_row
+from reasongen.adgen.retrieve_edit import ClauseBank
 from reasongen.adgen.selection import Checks, choose
 from reasongen.errors import UserError
+from reasongen.io import read_jsonl
 from reasongen.metrics.text_quality import hallucination_candidates, unlisted_candidates
 from reasongen.modeling import model_io
 from reasongen.modeling.constraints import CharNgramBlock, MentionBias, StringBan, TokenIndex
@@ -26,14 +28,18 @@ _KEYWORD_SEPARATORS = re.compile("[,，、]")
 
 class Generator:
     """Rows in the AdvertiseGen format (+ optional controls) -> texts, with the decoding saved beside the model:
-    `num_candidates` samples (+ the greedy text) per row, one chosen by `selection`, then `repair`."""
+    `num_candidates` samples (+ the greedy text) per row and `retrieve_edit.neighbours` edited human texts
+    (adgen/retrieve_edit.py), one chosen by `selection` after `repair`."""
 
-    def __init__(self, model, tokenizer, generation: dict[str, Any], checks: Checks):
+    def __init__(self, model, tokenizer, generation: dict[str, Any], checks: Checks,
+                 train_texts: list[dict[str, Any]] | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.generation = dict(generation)
         self.checks = checks
+        self.train_texts = train_texts or []  # the fine-tuning split's content + summary: retrieve-and-edit's source
         self._index: TokenIndex | None = None  # the tokenizer's byte index, built on first use
+        self._bank: ClauseBank | None = None  # built on first use
 
     @classmethod
     def from_dir(cls, model_dir: str | Path, generation: dict[str, Any] | None = None,
@@ -44,7 +50,9 @@ class Generator:
         if "length_bounds" not in meta or "checked_keys" not in generation:
             raise UserError(f"{model_dir}: needs a fine-tuned reasongen model folder (with length_bounds) and "
                              "decoding settings with checked_keys (a registered model or params.yaml carries them)")
-        return cls(model, tokenizer, generation, rule_checks(meta, generation))
+        texts_file = Path(model_dir) / model_io.TRAIN_TEXTS_FILE
+        train_texts = read_jsonl(texts_file) if texts_file.exists() else None
+        return cls(model, tokenizer, generation, rule_checks(meta, generation), train_texts)
 
     def candidates(self, rows: list[dict[str, Any]], use_controls: bool = True, progress: bool = True,
                    **overrides: Any) -> list[list[str]]:
@@ -54,6 +62,23 @@ class Generator:
         prompts = [prompt_for_row(row, use_controls) for row in rows]
         return generate_candidates(self.model, self.tokenizer, prompts, cfg, prompt_end=PROMPT_END,
                                    progress=progress, processors=self.constraints(rows, cfg.get("constraints")))
+
+    def retrieved(self, rows: list[dict[str, Any]], use_controls: bool = True, **overrides: Any) -> list[list[str]]:
+        """Each row's retrieve-and-edit candidates (`retrieve_edit.neighbours` of them at most; none when 0), for
+        the controls when use_controls."""
+        cfg = {**self.generation, **overrides}
+        neighbours = int((cfg.get("retrieve_edit") or {}).get("neighbours") or 0)
+        if not neighbours:
+            return [[] for _ in rows]
+        if not self.train_texts:
+            raise UserError(f"generation.retrieve_edit.neighbours={neighbours} needs the training texts beside the "
+                            f"model ({model_io.TRAIN_TEXTS_FILE}, written by the finetune stage); this model has "
+                            "none: set generation.retrieve_edit.neighbours=0")
+        if self._bank is None:
+            self._bank = ClauseBank(self.train_texts, self.checks.value_lexicon)
+        seed = int(cfg.get("seed", 0))
+        targets = rows if use_controls else [{"content": row["content"]} for row in rows]
+        return [self._bank.candidates(row, self.checks, neighbours, seed) for row in targets]
 
     def constraints(self, rows: list[dict[str, Any]], spec: dict[str, Any] | None) -> ProcessorsFor | None:
         """The decoding constraints for rows (None: none configured). spec: mention_bonus (a logit bonus for
@@ -103,7 +128,8 @@ class Generator:
     def generate(self, rows: list[dict[str, Any]], use_controls: bool = True, progress: bool = True,
                  **overrides: Any) -> list[str]:
         found = self.candidates(rows, use_controls, progress, **overrides)
-        return self.choose(rows, found, use_controls, **overrides)
+        edited = self.retrieved(rows, use_controls, **overrides)
+        return self.choose(rows, [a + b for a, b in zip(found, edited, strict=True)], use_controls, **overrides)
 
 
 def rule_checks(meta: dict[str, Any], generation: dict[str, Any]) -> Checks:

@@ -18,6 +18,7 @@ WEIGHTS_DIR = "weights"  # full or merged weights (safetensors)
 ADAPTER_DIR = "adapter"  # PEFT adapter, for methods that cannot be merged (prefix, prompt)
 TOKENIZER_DIR = "tokenizer"
 META_FILE = "reasongen.json"
+TRAIN_TEXTS_FILE = "train_texts.jsonl"  # Task A: the fine-tuning split's texts, retrieve-and-edit's source
 
 
 def from_config(model_config: DictConfig | dict[str, Any], tokenizer):

@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from reasongen import runs
 from reasongen.adgen.prompts import datamodule_options
 from reasongen.config import config_hash, to_container
-from reasongen.io import read_jsonl, sha256_tree, write_json
+from reasongen.io import read_jsonl, sha256_tree, write_json, write_jsonl
 from reasongen.modeling import model_io, peft_builder
 from reasongen.modeling.datamodule import PromptDataModule
 from reasongen.modeling.training import checkpoint_dir, is_global_zero, remove_checkpoints, train_lm
@@ -72,7 +72,9 @@ def run(
     rules = {"value_lexicon": value_lexicon(train_rows),
              "length_bounds": list(cfg.data.controls.length_bounds)}
     if is_global_zero():  # under DDP every rank gets here with the same weights; one writes
-        model_io.save_model(module.model, tokenizer, out_dir / "model", summary | rules)
+        texts = [{"content": row["content"], "summary": row["summary"]} for row in train_rows]
+        model_io.save_model(module.model, tokenizer, out_dir / "model", summary | rules,
+                            extras=lambda folder: write_jsonl(folder / model_io.TRAIN_TEXTS_FILE, texts))
         write_json(out_dir / "summary.json", summary)
         remove_checkpoints(run_dir)  # only now: a kill before the model is saved resumes from them
     return summary

@@ -1,0 +1,140 @@
+"""Retrieve-and-edit candidates: human phrasing from similar training products, edited to fit the input.
+
+For each of the `neighbours` training products whose attributes overlap the input's most, its text is repaired with
+every drop rule (clauses that contradict the input, name a detail it does not list, another garment or an
+advertising-law word go), then, for each input value (and requested keyword or aspect) the text does not name
+yet, one clean human clause that names it is inserted before the closing clause. A text whose opening clause was
+dropped gets a clean opening clause of another training text. Nothing is a bare attribute list: every added clause
+is a clause a copywriter wrote. The candidates join the model's samples, and selection picks among them all.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from reasongen.adgen.baselines import RetrievalBaseline
+from reasongen.adgen.selection import Checks, clause_faulty, clauses, repair
+from reasongen.metrics.text_quality import known_values
+from reasongen.text.attributes import parse_content, values
+from reasongen.text.controls import detect_aspects
+
+# every drop rule of repair: what is left of a neighbour's text claims nothing the input does not give
+STRICT = {"drop_violations": True, "drop_hallucinations": True, "drop_unlisted": True, "drop_other_garments": True,
+          "drop_repeats": True, "drop_list_endings": True}
+_ENDS = "，。！？；,!?;~～、"
+
+
+class ClauseBank:
+    """The training texts, cut into clauses and indexed by the known attribute values each clause names."""
+
+    def __init__(self, train_rows: Sequence[Mapping[str, Any]], value_lexicon: Mapping[str, Sequence[str]]):
+        self.rows = [{"content": row["content"], "summary": row["summary"]} for row in train_rows]
+        self.retrieval = RetrievalBaseline(self.rows)
+        known = sorted(known_values(value_lexicon), key=len, reverse=True)
+        self.clauses: list[str] = []
+        self.opening: list[bool] = []
+        for row in self.rows:
+            parts = clauses(row["summary"])
+            self.clauses += parts
+            self.opening += [index == 0 for index in range(len(parts))]
+        self.names: list[frozenset[str]] = []
+        self.by_value: dict[str, list[int]] = defaultdict(list)
+        for position, clause in enumerate(self.clauses):
+            named = frozenset(value for value in known if value in clause)
+            self.names.append(named)
+            for value in named:
+                self.by_value[value].append(position)
+        self.known = frozenset(known)
+        self._aspects: dict[int, list[str]] = {}  # filled as selection asks: most clauses are never asked about
+        self._containing: dict[str, list[int]] = {}
+
+    def aspects(self, position: int) -> list[str]:
+        if position not in self._aspects:
+            self._aspects[position] = detect_aspects(self.clauses[position])
+        return self._aspects[position]
+
+    def naming(self, word: str) -> list[int]:
+        """Positions of the clauses that name word: the index for a known value, else one scan (kept)."""
+        if word in self.by_value:
+            return self.by_value[word]
+        if word not in self._containing:
+            self._containing[word] = [i for i, clause in enumerate(self.clauses) if word in clause]
+        return self._containing[word]
+
+    def candidates(self, row: Mapping[str, Any], checks: Checks, neighbours: int, seed: int = 0) -> list[str]:
+        """Up to `neighbours` edited texts for row (content, optional aspect and keywords), best neighbour first;
+        deterministic for a seed and row."""
+        pairs = parse_content(row["content"])
+        rng = random.Random(seed ^ zlib.crc32(row["content"].encode("utf-8")))
+        editor = _Editor(self, row, pairs, checks, rng)
+        found = [editor.edit(self.rows[position]["summary"])
+                 for position in self.retrieval.ranked(row, neighbours)]
+        return list(dict.fromkeys(text for text in found if text))
+
+
+class _Editor:
+    """One input's edits: the clean clauses it may borrow, found once."""
+
+    def __init__(self, bank: ClauseBank, row: Mapping[str, Any], pairs, checks: Checks, rng: random.Random):
+        self.bank, self.row, self.pairs, self.checks, self.rng = bank, row, pairs, checks, rng
+        given = list(dict.fromkeys(values(pairs)))
+        # a clause may name only known values that the input's own values contain
+        self.allowed = frozenset(v for v in bank.known if any(v in value for value in given))
+        self.wanted = given + [word for word in row.get("keywords") or () if word not in given]
+        self.aspect = row.get("aspect")
+        self._clean: dict[int, bool] = {}
+
+    def clean(self, position: int) -> bool:
+        if position not in self._clean:
+            self._clean[position] = (self.bank.names[position] <= self.allowed and not clause_faulty(
+                self.bank.clauses[position], self.pairs, self.checks, STRICT))
+        return self._clean[position]
+
+    def edit(self, text: str) -> str | None:
+        kept = repair(text, {"content": self.row["content"]}, self.checks, STRICT)
+        parts = [part for part in clauses(kept) if not clause_faulty(part, self.pairs, self.checks, STRICT)]
+        if not parts:
+            return None
+        if parts[0] != clauses(text)[0]:  # its opening clause was dropped: borrow one that names the garment
+            parts.insert(0, self._borrow(self._openings(), parts) or "")
+        for word in self.wanted:
+            if word not in "".join(parts):
+                self._insert(parts, self._borrow(self.bank.naming(word), parts))
+        if self.aspect and self.aspect not in detect_aspects("".join(parts)):
+            self._insert(parts, self._borrow(self._about(self.aspect), parts))
+        edited = "".join(part for part in parts if part)
+        return edited[:-1] + "。" if edited[-1] in _ENDS else edited + "。"
+
+    def _openings(self) -> list[int]:
+        garment = [value for key, value in self.pairs if key == "类型"] + list(self.wanted)
+        return [i for value in dict.fromkeys(garment) for i in self.bank.by_value.get(value, ())
+                if self.bank.opening[i]]
+
+    def _about(self, aspect: str) -> list[int]:
+        return [i for value in self.wanted for i in self.bank.by_value.get(value, ())
+                if aspect in self.bank.aspects(i)]
+
+    def _borrow(self, positions: list[int], parts: list[str]) -> str | None:
+        """A clean clause among positions that names the most wanted words the text lacks (ties: by chance)."""
+        text = "".join(parts)
+        lacking = [word for word in self.wanted if word not in text]
+        options = list(dict.fromkeys(positions))
+        self.rng.shuffle(options)
+        # most gain first; only then the (costly) clean check, until one passes
+        options.sort(key=lambda i: -sum(word in self.bank.clauses[i] for word in lacking))
+        for i in options:
+            if self.bank.clauses[i] not in parts and self.clean(i):
+                return self.bank.clauses[i].rstrip(_ENDS) + "，"
+        return None
+
+    @staticmethod
+    def _insert(parts: list[str], clause: str | None) -> None:
+        """clause before the closing one (after it when the text has one clause)."""
+        if clause:
+            if parts[-1] and parts[-1][-1] not in _ENDS:
+                parts[-1] += "，"
+            parts.insert(max(len(parts) - 1, 1), clause)
