@@ -46,6 +46,20 @@ def test_bleu_matches_nltk_called_directly():
     assert got == pytest.approx(100 * sum(expected) / len(expected))
 
 
+def test_the_written_out_bleu_is_nltks_on_random_texts():
+    import random
+
+    from reasongen.metrics.text_checks import sentence_bleu4
+
+    rng = random.Random(0)
+    alphabet = "红色连衣裙雪纺面料显瘦，。"  # few characters: many shared n-grams, and orders without a match
+    for _ in range(500):
+        pred = "".join(rng.choices(alphabet, k=rng.randint(1, 30)))
+        ref = "".join(rng.choices(alphabet, k=rng.randint(1, 30)))
+        expected = sentence_bleu([list(ref)], list(pred), smoothing_function=SmoothingFunction().method3)
+        assert sentence_bleu4(pred, ref) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
 def test_bleu_hand_worked():
     # identical: 100. "红色连衣服" vs "红色连衣裙": n-gram precisions 4/5, 3/4, 2/3, 1/2, no brevity
     # penalty -> (4/5 * 3/4 * 2/3 * 1/2) ** (1/4) = 0.2 ** 0.25 = 0.66874. Empty prediction: 0.

@@ -66,6 +66,15 @@ def test_requested_keywords_and_aspect_are_borrowed_too(bank):
     assert all("锁骨" in text for text in bank.candidates(row, CHECKS, neighbours=2))
 
 
+def test_another_products_brand_unk_and_cut_off_clauses_are_never_borrowed():
+    train = [*TRAIN, {"content": "类型#裙*颜色#蓝色*裙长#连衣裙",
+                      "summary": "veromoda的蓝色连衣裙很清爽，的v领<UNK>设计，了不少v领的美感。"}]
+    lexicon = value_lexicon(train)
+    checks = Checks(value_lexicon=lexicon, checked_keys=("颜色", "材质"), length_bounds=(40, 80))
+    for text in ClauseBank(train, lexicon).candidates(ROW, checks, neighbours=6):
+        assert "veromoda" not in text and "<UNK>" not in text and "了不少" not in text
+
+
 def test_the_same_seed_gives_the_same_candidates(bank):
     assert bank.candidates(ROW, CHECKS, 4, seed=3) == ClauseBank(TRAIN, LEXICON).candidates(ROW, CHECKS, 4, seed=3)
 

@@ -134,3 +134,11 @@ def test_fault_weights_prefer_the_text_a_reader_would_publish():
     prose = "蓝色雪纺裙，轻盈透气，穿着显瘦。"
     assert select([listed, prose], ROW, CHECKS, {"list_ending": 1.0}) == prose
     assert select([listed, prose], ROW, CHECKS, {}) == listed  # weights off: the first candidate
+
+
+def test_repair_drops_design_details_that_name_no_input_value_and_other_products():
+    text = "这款蓝色雪纺裙很清新，可爱的小星星装饰，雪纺面料轻盈，宝宝穿着很舒适，搭配细跟鞋更优雅，上身显瘦。"
+    fixed = repair(text, ROW, CHECKS, {"drop_unnamed_details": True})
+    # the invented star trim, the child and the shoes go; a detail clause about the input's own 雪纺 stays
+    assert fixed == "这款蓝色雪纺裙很清新，雪纺面料轻盈，上身显瘦。"
+    assert repair(text, ROW, CHECKS, {}) == text

@@ -57,6 +57,12 @@ def mismatched(text: str, content: str) -> list[str]:
     ("这款外套的圆领很精致", "类型#上衣*衣样式#外套", [("衣领型", "圆领")]),  # no collar given at all
     ("采用牛仔布面料，挺括耐穿", "类型#裙*颜色#蓝色", [("材质", "牛仔布")]),
     ("腰间的口袋很实用", "类型#上衣*颜色#白色", [("衣款式", "口袋")]),
+    # the input's one-character 类型 value no longer hides a longer value that holds it
+    ("这条长裙很飘逸", "类型#裙*颜色#蓝色", [("裙长", "长裙")]),
+    # a value's stem names it: 九分 is the 九分裤 length, 牛仔 the 牛仔布 material
+    ("九分的裤长，露出脚踝", "类型#裤*颜色#白色", [("裤长", "九分")]),
+    ("这款浅色牛仔短裤", "类型#裤*颜色#白色*裤长#短裤", [("材质", "牛仔")]),
+    ("采用纯棉面料", "类型#上衣*颜色#白色", [("材质", "纯棉")]),  # a one-character value in its named forms
 ])
 def test_unlisted_details_are_facts_the_shop_never_gave(text, content, expected):
     assert unlisted_details(text, parse_content(content), LEXICON) == expected
@@ -68,6 +74,10 @@ def test_unlisted_details_are_facts_the_shop_never_gave(text, content, expected)
     ("搭配一件棉质衬衫更好看", "类型#裤*颜色#蓝色"),  # a pairing suggestion describes the other garment
     ("简约的线条感", "类型#裙*颜色#蓝色"),  # an everyday word
     ("蓝色的裙子很清新", "类型#裙*颜色#蓝色"),
+    ("阔腿的版型很遮肉", "类型#裤*裤型#阔腿裤"),  # the stem of the input's own value
+    ("纯棉面料亲肤透气", "类型#上衣*材质#棉"),  # a form of the input's own one-character value
+    ("修饰下半身的比例", "类型#裙*颜色#蓝色"),  # 半身 (半身裙) inside an everyday word
+    ("棉花糖一样柔软的手感", "类型#裙*颜色#蓝色"),  # 棉 alone is no material claim
 ])
 def test_unlisted_details_leave_what_the_input_licenses(text, content):
     assert unlisted_details(text, parse_content(content), LEXICON) == []
@@ -84,6 +94,8 @@ def test_unlisted_details_leave_what_the_input_licenses(text, content):
     ("精致的小立领", "类型#裙*裙领型#v领", [("裙领型", "小立领")]),
     ("条纹和波点的碰撞", "类型#裙*图案#碎花", [("图案", "波点"), ("图案", "条纹")]),
     ("宽松的版型", "类型#上衣*版型#显瘦*衣样式#衬衫", [("版型", "宽松")]),
+    ("采用纯棉面料", "类型#裙*材质#雪纺", [("材质", "纯棉")]),
+    ("直筒的裤型", "类型#裤*裤型#阔腿裤", [("裤型", "直筒")]),
 ])
 def test_attribute_hallucination_flags_other_values_of_listed_keys(text, content, expected):
     assert sorted(hallucinated(text, content)) == sorted(expected)

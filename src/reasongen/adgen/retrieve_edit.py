@@ -2,8 +2,9 @@
 
 For each of the `neighbours` training products whose attributes overlap the input's most, its text is repaired with
 every drop rule (clauses that contradict the input, name a detail it does not list, another garment or an
-advertising-law word go), then, for each input value (and requested keyword or aspect) the text does not name
-yet, one clean human clause that names it is inserted before the closing clause. A text whose opening clause was
+advertising-law word go, and so do another product's brand name and clauses cut off from what came before), then,
+for each input value (and requested keyword or aspect) the text does not name yet, one clean human clause that
+names it is inserted before the closing clause. A text whose opening clause was
 dropped gets a clean opening clause of another training text. Nothing is a bare attribute list: every added clause
 is a clause a copywriter wrote. The candidates join the model's samples, and selection picks among them all.
 """
@@ -11,6 +12,7 @@ is a clause a copywriter wrote. The candidates join the model's samples, and sel
 from __future__ import annotations
 
 import random
+import re
 import zlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -24,8 +26,13 @@ from reasongen.text.controls import detect_aspects
 
 # every drop rule of repair: what is left of a neighbour's text claims nothing the input does not give
 STRICT = {"drop_violations": True, "drop_hallucinations": True, "drop_unlisted": True, "drop_other_garments": True,
-          "drop_repeats": True, "drop_list_endings": True}
+          "drop_repeats": True, "drop_list_endings": True, "drop_unnamed_details": True}
 _ENDS = "，。！？；,!?;~～、"
+# What a borrowed clause must not hold: another product's brand (a Latin word the input and the lexicon do not
+# know; BRAND is the data's own placeholder for one), the data's <UNK>, or a start that leans on a cut-off clause
+# before it (的西装印象, 了不少).
+_LATIN_WORD = re.compile(r"[a-z]{3,}")
+_FRAGMENT_START = tuple("的地得了着过呢吧啊")
 
 
 class ClauseBank:
@@ -86,17 +93,28 @@ class _Editor:
         self.allowed = frozenset(v for v in bank.known if any(v in value for value in given))
         self.wanted = given + [word for word in row.get("keywords") or () if word not in given]
         self.aspect = row.get("aspect")
+        self.latin_allowed = frozenset(word for value in [*bank.known, *self.wanted]
+                                       for word in _LATIN_WORD.findall(value.lower()))
         self._clean: dict[int, bool] = {}
 
     def clean(self, position: int) -> bool:
         if position not in self._clean:
-            self._clean[position] = (self.bank.names[position] <= self.allowed and not clause_faulty(
-                self.bank.clauses[position], self.pairs, self.checks, STRICT))
+            self._clean[position] = (self.bank.names[position] <= self.allowed
+                                     and self.fits(self.bank.clauses[position]))
         return self._clean[position]
+
+    def fits(self, clause: str) -> bool:
+        """Whether a human clause may stand in this input's text: no rule broken (STRICT), no other product's
+        brand, no <UNK>, no fragment start."""
+        lowered = clause.lower()
+        foreign = [word for word in _LATIN_WORD.findall(lowered)
+                   if word != "brand" and word not in self.latin_allowed]
+        return not (foreign or "<unk>" in lowered or lowered.startswith(_FRAGMENT_START)
+                    or clause_faulty(clause, self.pairs, self.checks, STRICT))
 
     def edit(self, text: str) -> str | None:
         kept = repair(text, {"content": self.row["content"]}, self.checks, STRICT)
-        parts = [part for part in clauses(kept) if not clause_faulty(part, self.pairs, self.checks, STRICT)]
+        parts = [part for part in clauses(kept) if self.fits(part)]
         if not parts:
             return None
         if parts[0] != clauses(text)[0]:  # its opening clause was dropped: borrow one that names the garment

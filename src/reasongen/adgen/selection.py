@@ -28,12 +28,19 @@ from reasongen.metrics.text_quality import (
     normalise,
     repeated_phrases,
     unlisted_details,
+    value_forms,
 )
 from reasongen.text.attributes import Attributes, parse_content, values
 from reasongen.text.controls import detect_aspects, find_violations, length_bucket
 
 # A clause: text up to and including its closing punctuation (the last clause may have none).
 _CLAUSE = re.compile(r"[^，。！？；,!?;~～]+[，。！？；,!?;~～]*")
+# A clause that describes a design detail (小星星装饰, 虎头图案的设计, 编织肩带) but names no input value (its 类型
+# aside) states a fact the shop never gave, in words no lexicon knows; one about a child (宝宝, 儿童) or shoes
+# (鞋跟, 细跟) sells another product, whatever else it names.
+_DETAIL_WORDS = re.compile(r"设计|装饰|图案|元素|工艺|面料|材质|造型|点缀|印花|刺绣|纽扣|扣子|口袋|拉链|领口|袖口|"
+                           r"裙摆|下摆|肩带|腰带|花纹|纹路|logo")
+_OTHER_PRODUCT_WORDS = re.compile(r"宝宝|儿童|宝贝|孩子|小朋友|童装|鞋|细跟|跟高")
 
 
 @dataclass(frozen=True)
@@ -116,7 +123,8 @@ def clauses(text: str) -> list[str]:
 def repair(text: str, row: Mapping[str, Any], checks: Checks, options: Mapping[str, bool]) -> str:
     """Drop clauses, never add any: those with an advertising-law word (drop_violations), a value the input
     contradicts under any key it lists (drop_hallucinations), a detail under a key it does not list
-    (drop_unlisted), another garment or a part this one has not
+    (drop_unlisted), a design detail that names no input value (drop_unnamed_details: unnamed_detail), another
+    garment or a part this one has not
     (drop_other_garments), the same words as an earlier clause (drop_repeats), or in a run of three or more bare
     attribute clauses (drop_list_endings); then trailing clauses that name no input value while the text is over
     its requested length bucket (fit_length). The opening clause stays unless it breaks a rule itself, and a
@@ -151,6 +159,8 @@ def clause_faulty(clause: str, pairs: Attributes, checks: Checks, options: Mappi
     lexicon = checks.value_lexicon
     if options.get("drop_violations") and find_violations(clause):
         return True
+    if options.get("drop_unnamed_details") and unnamed_detail(clause, pairs):
+        return True
     if options.get("drop_hallucinations") and (hallucinated_values(clause, pairs, lexicon, checks.checked_keys)
                                                or attribute_hallucinations(clause, pairs, lexicon)):
         return True
@@ -158,6 +168,16 @@ def clause_faulty(clause: str, pairs: Attributes, checks: Checks, options: Mappi
         return True
     return bool(options.get("drop_other_garments") and (product_type_mismatches(clause, pairs)
                                                         or incompatible_parts(clause, pairs, lexicon)))
+
+
+def unnamed_detail(clause: str, pairs: Attributes) -> bool:
+    """Whether clause speaks of a design detail (_DETAIL_WORDS) without naming any input value other than its 类型
+    (a value's own words such as 印花 or 口袋 are that value, not an invented detail), or of a child or shoes."""
+    lowered = clause.lower()
+    if _OTHER_PRODUCT_WORDS.search(lowered):
+        return True
+    return bool(_DETAIL_WORDS.search(lowered)) and not any(form in lowered for key, value in pairs if key != "类型"
+                                                            for form in value_forms(value))
 
 
 def _runs(flags: Sequence[bool], min_run: int) -> list[tuple[int, int]]:

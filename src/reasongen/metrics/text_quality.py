@@ -46,6 +46,23 @@ IMPLIED_VALUES: Mapping[str, tuple[str, ...]] = {"黑白": ("黑色", "白色"),
 # Phrases in which a value's characters are no value: 拉高腰线 (raise the waistline) holds 高腰, 一道风景线 风景,
 # 日渐变暖 渐变.
 NON_VALUE_PHRASES = ("拉高腰线", "提高腰线", "抬高腰线", "风景线", "黑白分明", "纤维素", "日渐变")
+# A value names its key in shorter forms too: 九分 (the 九分裤 length), 哈伦 (哈伦裤), 牛仔 (牛仔布, 牛仔裙), 喇叭
+# (喇叭袖): the value less its garment-part suffix, when two characters or more stay. Not the stems that are
+# everyday praise or words (小公主, 仙女范, 更进一步, 下半身), nor 连衣 / 连体 (连衣裙 names a dress, not 连衣裤).
+_STEM_SUFFIXES = ("裤", "裙", "布", "袖", "领")
+_NO_STEM = frozenset({"仙女", "公主", "一步", "小黑", "连衣", "连体", "拼接", "半身"})
+# One-character values are too short to match alone (棉 is in 棉花糖 and 海绵); these forms name them: 纯棉, 棉质.
+_ONE_CHARACTER_FORMS = ("纯{}", "全{}", "{}质", "{}料", "{}布")
+
+
+def value_forms(value: str) -> tuple[str, ...]:
+    """The ways a text names value (lower case): itself when two characters or more, its stem (_STEM_SUFFIXES),
+    and for a one-character value the _ONE_CHARACTER_FORMS."""
+    value = value.lower()
+    if len(value) == 1:
+        return tuple(form.format(value) for form in _ONE_CHARACTER_FORMS)
+    stem = value[:-1] if value.endswith(_STEM_SUFFIXES) else ""
+    return (value, stem) if len(stem) > 1 and stem not in _NO_STEM else (value,)
 
 
 def checked_keys(value_lexicon: Mapping[str, Sequence[str]]) -> list[str]:
@@ -57,6 +74,22 @@ def _licensed(pairs: Attributes) -> list[str]:
     """The input's values and what they imply (IMPLIED_VALUES), lower case."""
     own = [value.lower() for value in values(pairs)]
     return own + [implied for value in own for implied in IMPLIED_VALUES.get(value, ())]
+
+
+def _masked(text: str, pairs: Attributes) -> str:
+    """text (lower case) with the input's own values and the idioms masked, so that what they contain is not seen:
+    the 蓝色 of an input's 深蓝色. Not one-character values: an input's 裙 would hide the 裙 of 大裙摆, its 棉 the
+    棉 of 纯棉 (which names it anyway)."""
+    own = [value for value in _licensed(pairs) if len(value) > 1]
+    return mask(text.lower(), [*own, *NON_VALUE_PHRASES])
+
+
+def _forms_of(key: str, found: Iterable[str], licensed: Sequence[str]) -> list[tuple[str, str]]:
+    """(key, form) for every form of every value in found that names a fact (not an everyday word of the key) and
+    that no input value contains (a form inside one is vaguer, not different)."""
+    return [(key, form) for value in found
+            if value not in GENERIC_VALUES.get(key, ()) and not any(value.lower() in given for given in licensed)
+            for form in value_forms(value) if not any(form in given for given in licensed)]
 
 
 class _Same:
@@ -91,19 +124,18 @@ def _hallucination_candidates(pairs: Attributes, lexicon: _Same, keys: tuple[str
     wanted = set(checked_keys(value_lexicon) if keys is None else keys)
     slots = {KEY_SLOTS.get(key, key): key for key, _ in reversed(pairs) if key in wanted}  # slot -> input's key
     return tuple(dict.fromkeys(
-        (slots[KEY_SLOTS.get(key, key)], value.lower())
-        for key, found in value_lexicon.items() if KEY_SLOTS.get(key, key) in slots for value in found
-        if len(value) > 1 and value not in GENERIC_VALUES.get(key, ())
-        and not any(value.lower() in given for given in licensed)))
+        (slots[KEY_SLOTS.get(key, key)], form)
+        for key, found in value_lexicon.items() if KEY_SLOTS.get(key, key) in slots
+        for _, form in _forms_of(key, found, licensed)))
 
 
 @lru_cache(maxsize=4096)
 def _other_values(pairs: Attributes, lexicon: _Same) -> tuple[tuple[str, str], ...]:
-    """Every known value that is no hallucination candidate of this input: matched too, so that it can hide a
-    shorter candidate inside it."""
+    """Every known value (in every form) that is no hallucination candidate of this input: matched too, so that it
+    can hide a shorter candidate inside it."""
     checked = {value for _, value in _hallucination_candidates(pairs, lexicon, None)}
-    return tuple((key, value.lower()) for key, found in lexicon.mapping.items() for value in found
-                 if len(value) > 1 and value.lower() not in checked)
+    return tuple((key, form) for key, found in lexicon.mapping.items() for value in found
+                 for form in value_forms(value) if form not in checked)
 
 
 def attribute_hallucinations(
@@ -115,17 +147,18 @@ def attribute_hallucinations(
     """(key, value) for each known value (value_lexicon, from the training split) of a key the input lists that
     the text names although the input does not give it. A key's known values are those of its slot (KEY_SLOTS:
     衣领型 and 裙领型 are both collars); keys: the keys checked (default checked_keys: all but 类型 and 风格),
-    reported under the input's key name. Not counted:
-    * values of one character, and everyday words (GENERIC_VALUES);
+    reported under the input's key name. A value is named in any of its forms (value_forms: 九分 for 九分裤, 纯棉
+    for 棉). Not counted:
+    * everyday words (GENERIC_VALUES);
     * a value inside any input value (蓝色 for 深蓝色 is vaguer, not different; 罗纹 for 罗纹袖口) or implied by
       one (IMPLIED_VALUES: 白色 for 黑白);
     * a value inside a pairing suggestion (搭配白色t恤 describes the t恤) or an idiom (NON_VALUE_PHRASES).
-    The input's own values are masked first, longest first, so the 蓝色 inside an input's 深蓝色 is not seen; then
+    The input's own values (of two characters or more) are masked first, longest first, so the 蓝色 inside an
+    input's 深蓝色 is not seen; then
     every lexicon value is matched longest first, each place once, so that a longer value of another key hides a
     shorter one (polo领 is a collar, not the shirt polo)."""
     candidates = hallucination_candidates(pairs, value_lexicon, keys)
-    licensed = _licensed(pairs)
-    masked = mask(text.lower(), [*licensed, *NON_VALUE_PHRASES])
+    masked = _masked(text, pairs)
     checked = {value for _, value in candidates}
     others = [pair for pair in _other_values(tuple(pairs), _Same(value_lexicon)) if pair[1] not in checked]
     wanted_pairs = set(candidates)
@@ -134,8 +167,8 @@ def attribute_hallucinations(
 
 
 def unlisted_candidates(pairs: Attributes, value_lexicon: Mapping[str, Sequence[str]]) -> list[tuple[str, str]]:
-    """(key, value): the known values of every factual key whose slot the input does not list at all, lower case
-    (one-character and everyday-word values left out, as for attribute_hallucinations). Naming one states a detail
+    """(key, form): every form (value_forms) of the known values of every factual key whose slot the input does not
+    list at all, lower case (everyday-word values left out, as for attribute_hallucinations). Naming one states a detail
     the shop never gave: a collar on a 西装 with no 领型, cotton with no 材质. Also a decoder's ban list."""
     return list(_unlisted_candidates(tuple(pairs), _Same(value_lexicon)))
 
@@ -146,15 +179,14 @@ def _unlisted_candidates(pairs: Attributes, lexicon: _Same) -> tuple[tuple[str, 
     listed = {KEY_SLOTS.get(key, key) for key, _ in pairs}
     licensed = _licensed(pairs)
     return tuple(dict.fromkeys(
-        (key, value.lower()) for key in checked_keys(value_lexicon) if KEY_SLOTS.get(key, key) not in listed
-        for value in value_lexicon[key] if len(value) > 1 and value not in GENERIC_VALUES.get(key, ())
-        and not any(value.lower() in given for given in licensed)))
+        pair for key in checked_keys(value_lexicon) if KEY_SLOTS.get(key, key) not in listed
+        for pair in _forms_of(key, value_lexicon[key], licensed)))
 
 
 def unlisted_details(text: str, pairs: Attributes, value_lexicon: Mapping[str, Sequence[str]]) -> list[tuple[str, str]]:
     """(key, value) for each detail the text states under a key the input does not list (unlisted_candidates),
     matched as attribute_hallucinations matches: input values and idioms masked, pairing suggestions skipped."""
-    masked = mask(text.lower(), [*_licensed(pairs), *NON_VALUE_PHRASES])
+    masked = _masked(text, pairs)
     return find_values(masked, unlisted_candidates(pairs, value_lexicon), other_garment_spans(masked))
 
 
