@@ -40,6 +40,7 @@ def variants(default: dict[str, Any], published: dict[str, Any]) -> dict[str, di
         key: value for key, value in default["selection"].items() if key in ("mbr", "coverage", "aspect",
                                                                              "keywords", "length")}}
     found["default - mbr"] = {**default, "selection": {**default["selection"], "mbr": 0.0}}
+    found["default - retrieve_edit"] = {**default, "retrieve_edit": {"neighbours": 0}}
     return found
 
 

@@ -25,8 +25,10 @@ GATES = ["promote.max_examples=6", "promote.tolerance=0", "evaluate.objective.na
 
 
 def register(work, env, max_new_tokens: int) -> str:
+    """A version whose texts are as long as max_new_tokens allows (no retrieve-and-edit: its human texts would be
+    as long whatever the model writes)."""
     run([sys.executable, "-m", "reasongen", "stage", "register", "generation.do_sample=false",
-         f"generation.max_new_tokens={max_new_tokens}"], work, env)
+         f"generation.max_new_tokens={max_new_tokens}", "generation.retrieve_edit.neighbours=0"], work, env)
     return int(json.loads((work / "outputs/register/registered.json").read_text())["version"])
 
 

@@ -8,6 +8,7 @@ from reasongen import metrics
 from reasongen.adgen.selection import Checks, choose, clauses, consensus, faults, repair, select
 from reasongen.metrics.text_checks import sentence_bleu4
 from reasongen.modeling.generation import generate_candidates, generate_texts
+from reasongen.text.attributes import parse_content
 
 KEYS = ["颜色", "材质"]  # evaluate.hallucination_keys of the default config
 
@@ -142,3 +143,9 @@ def test_repair_drops_design_details_that_name_no_input_value_and_other_products
     # the invented star trim, the child and the shoes go; a detail clause about the input's own 雪纺 stays
     assert fixed == "这款蓝色雪纺裙很清新，雪纺面料轻盈，上身显瘦。"
     assert repair(text, ROW, CHECKS, {}) == text
+
+
+def test_repair_drops_clauses_cut_off():
+    text = "这款蓝色雪纺裙很清新，肩带各有两个纽扣和，上身显瘦。"
+    assert repair(text, ROW, CHECKS, {"drop_cut_off": True}) == "这款蓝色雪纺裙很清新，上身显瘦。"
+    assert faults(text, parse_content(ROW["content"]), CHECKS)["cut_off"] == 1

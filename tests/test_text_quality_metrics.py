@@ -278,7 +278,7 @@ def test_score_text_quality_on_bad_and_good_texts():
     assert got == pytest.approx({
         "attribute_hallucination_rate": 25.0, "attribute_hallucinations_per_output": 0.25, "unlisted_detail_rate": 25.0,
         "product_type_mismatch_rate": 50.0, "incompatible_part_rate": 25.0,
-        "repetition_rate": 25.0, "list_ending_rate": 50.0,
+        "repetition_rate": 25.0, "list_ending_rate": 50.0, "cut_off_rate": 0.0,
     })
     with pytest.raises(ValueError, match="1 texts for 4 rows"):
         metrics.score_text_quality(texts[:1], rows, value_lexicon=LEXICON)
@@ -333,3 +333,36 @@ def test_a_word_worn_out_is_a_repeat_the_input_allows_a_little_more_of():
     assert repeated_phrases("宽松的版型，穿着舒适，宽松的裤脚很显腿长。") == []  # twice is prose
     got = metrics.load("repetition").compute(predictions=[worn, worn], contents=["类型#裤*版型#宽松", "类型#裤"])
     assert got == {"repetition_rate": 50.0}
+
+
+# --- cut-off clauses ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "cut"), [
+    ("值得一提的是，这款短裤很百搭。", []),  # 的是 before a comma leads on
+    ("纯净的黄色对应的是。显得很性感。", ["的是"]),
+    ("肩带各有两个纽扣和，秀气又朦胧。", ["和"]),
+    ("穿着舒适的同时。也会有极佳的显瘦效果。", ["同时"]),
+    ("高腰的设计能够，拉长比例，搭配短靴和。", ["能够", "和"]),
+])
+def test_cut_off_clauses_are_found(text, cut):
+    from reasongen.metrics.text_quality import cut_off_clauses
+
+    assert cut_off_clauses(text) == cut
+
+
+@pytest.mark.parametrize("text", [
+    "穿着舒适的同时，也会有极佳的显瘦效果。",  # 同时 before a comma leads on
+    "不同的是，这款毛衣更加柔软。",
+    "颜色温柔和，整体造型更加亲和。",  # 柔和, 亲和 are adjectives
+    "大胆的撞色，毫不违和，这款休闲裤当仁不让。",
+])
+def test_cut_off_leaves_complete_clauses(text):
+    from reasongen.metrics.text_quality import cut_off_clauses
+
+    assert cut_off_clauses(text) == []
+
+
+def test_cut_off_module_rate():
+    got = metrics.load("cut_off").compute(predictions=["肩带各有两个纽扣和，秀气。", "简约的圆领，修饰脸型。"])
+    assert got["cut_off_rate"] == 50.0

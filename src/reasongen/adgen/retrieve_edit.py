@@ -26,7 +26,7 @@ from reasongen.text.controls import detect_aspects
 
 # every drop rule of repair: what is left of a neighbour's text claims nothing the input does not give
 STRICT = {"drop_violations": True, "drop_hallucinations": True, "drop_unlisted": True, "drop_other_garments": True,
-          "drop_repeats": True, "drop_list_endings": True, "drop_unnamed_details": True}
+          "drop_repeats": True, "drop_list_endings": True, "drop_unnamed_details": True, "drop_cut_off": True}
 _ENDS = "，。！？；,!?;~～、"
 # What a borrowed clause must not hold: another product's brand (a Latin word the input and the lexicon do not
 # know; BRAND is the data's own placeholder for one), the data's <UNK>, or a start that leans on a cut-off clause

@@ -12,7 +12,14 @@ from typing import Any
 from reasongen.adgen.selection import Checks
 from reasongen.metrics.garments import incompatible_parts, product_type_mismatches
 from reasongen.metrics.text_checks import hallucinated_values
-from reasongen.metrics.text_quality import attribute_hallucinations, known_values, list_endings, repeated_phrases
+from reasongen.metrics.text_quality import (
+    attribute_hallucinations,
+    cut_off_clauses,
+    known_values,
+    list_endings,
+    repeated_phrases,
+    unlisted_details,
+)
 from reasongen.text.attributes import parse_content, values
 from reasongen.text.controls import banned_patterns, detect_aspects, length_bucket
 
@@ -45,7 +52,8 @@ def mark(text: str, pairs, checks: Checks, marks: Marks = MARKDOWN) -> str:
 
 def notes(text: str, row: Mapping[str, Any], pairs, checks: Checks) -> str:
     """What a reader would reject, by the metrics' own definitions (invented values of any listed key, another
-    garment, a part the garment has not, repeated phrases, a glued-on list ending), then what to check (values left
+    garment, a part the garment has not, repeated phrases, a glued-on list ending, a detail the input does not give, a
+    clause cut off), then what to check (values left
     out, controls missed). `ok` only when none applies."""
     found = []
     invented = attribute_hallucinations(text, pairs, checks.value_lexicon)
@@ -59,6 +67,10 @@ def notes(text: str, row: Mapping[str, Any], pairs, checks: Checks) -> str:
         found.append("repeats: " + "、".join(repeats))
     if runs := list_endings(text, known_values(checks.value_lexicon, pairs)):
         found.append("attribute list: " + " / ".join("，".join(run) for run in runs))
+    if details := unlisted_details(text, pairs, checks.value_lexicon):
+        found.append("detail not given: " + "、".join(value for _, value in details))
+    if cut := cut_off_clauses(text):
+        found.append("cut off after: " + "、".join(cut))
     missing = [value for _, value in pairs if value not in text]
     if missing:
         found.append("missing: " + "、".join(dict.fromkeys(missing)))

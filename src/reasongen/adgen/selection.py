@@ -23,6 +23,7 @@ from reasongen.metrics.text_checks import hallucinated_values, sentence_bleu4, v
 from reasongen.metrics.text_quality import (
     attribute_hallucinations,
     bare_attribute_clause,
+    cut_off_clauses,
     known_values,
     list_endings,
     normalise,
@@ -35,6 +36,7 @@ from reasongen.text.controls import detect_aspects, find_violations, length_buck
 
 # A clause: text up to and including its closing punctuation (the last clause may have none).
 _CLAUSE = re.compile(r"[^，。！？；,!?;~～]+[，。！？；,!?;~～]*")
+_CLAUSE_ENDS = "，。！？；,!?;~～"
 # A clause that describes a design detail (小星星装饰, 虎头图案的设计, 编织肩带) but names no input value (its 类型
 # aside) states a fact the shop never gave, in words no lexicon knows; one about a child (宝宝, 儿童) or shoes
 # (鞋跟, 细跟) sells another product, whatever else it names.
@@ -71,7 +73,8 @@ def faults(text: str, pairs: Attributes, checks: Checks) -> dict[str, int]:
     """What a reader would reject in text, counted by the metrics' definitions: hallucination (the narrow keys),
     attribute_hallucination (any key the input lists), unlisted_detail (a known value of a key the input does not
     list: a detail the shop never gave), product_type (another garment, or a part it has not),
-    repetition (repeated phrases), list_ending (runs of bare attribute clauses), violation (wording rules)."""
+    repetition (repeated phrases), list_ending (runs of bare attribute clauses), cut_off (a clause that ends on a
+    word needing a continuation), violation (wording rules)."""
     lexicon = checks.value_lexicon
     return {
         "hallucination": len(hallucinated_values(text, pairs, lexicon, checks.checked_keys)),
@@ -80,6 +83,7 @@ def faults(text: str, pairs: Attributes, checks: Checks) -> dict[str, int]:
         "product_type": len(product_type_mismatches(text, pairs)) + len(incompatible_parts(text, pairs, lexicon)),
         "repetition": len(repeated_phrases(text, given=values(pairs))),
         "list_ending": len(list_endings(text, known_values(lexicon, pairs))),
+        "cut_off": len(cut_off_clauses(text)),
         "violation": len(find_violations(text)),
     }
 
@@ -100,7 +104,7 @@ def rule_score(text: str, pairs: Attributes, row: Mapping[str, Any], checks: Che
 
 
 FAULTS = ("hallucination", "attribute_hallucination", "unlisted_detail", "product_type", "repetition", "list_ending",
-          "violation")
+          "cut_off", "violation")
 
 
 def select(candidates: Sequence[str], row: Mapping[str, Any], checks: Checks, weights: Mapping[str, float]) -> str:
@@ -123,7 +127,8 @@ def clauses(text: str) -> list[str]:
 def repair(text: str, row: Mapping[str, Any], checks: Checks, options: Mapping[str, bool]) -> str:
     """Drop clauses, never add any: those with an advertising-law word (drop_violations), a value the input
     contradicts under any key it lists (drop_hallucinations), a detail under a key it does not list
-    (drop_unlisted), a design detail that names no input value (drop_unnamed_details: unnamed_detail), another
+    (drop_unlisted), a design detail that names no input value (drop_unnamed_details: unnamed_detail), a clause
+    cut off (drop_cut_off: it ends on a word needing a continuation), another
     garment or a part this one has not
     (drop_other_garments), the same words as an earlier clause (drop_repeats), or in a run of three or more bare
     attribute clauses (drop_list_endings); then trailing clauses that name no input value while the text is over
@@ -160,6 +165,8 @@ def clause_faulty(clause: str, pairs: Attributes, checks: Checks, options: Mappi
     if options.get("drop_violations") and find_violations(clause):
         return True
     if options.get("drop_unnamed_details") and unnamed_detail(clause, pairs):
+        return True
+    if options.get("drop_cut_off") and cut_off_clauses(clause if clause[-1:] in _CLAUSE_ENDS else clause + "。"):
         return True
     if options.get("drop_hallucinations") and (hallucinated_values(clause, pairs, lexicon, checks.checked_keys)
                                                or attribute_hallucinations(clause, pairs, lexicon)):

@@ -14,14 +14,14 @@ REFERENCE_FREE_METRICS = ("diversity", "faithfulness", "control", "ad_law")
 METRIC_MODULES = REFERENCE_METRICS + REFERENCE_FREE_METRICS
 # Task A text quality (issue 12): all-key hallucination, product type, repeated phrases, list endings; reference-free,
 # computed by score_text_quality (on the references too, by passing their texts as the predictions).
-TEXT_QUALITY_METRICS = ("attribute_hallucination", "product_type", "repetition", "list_endings")
+TEXT_QUALITY_METRICS = ("attribute_hallucination", "product_type", "repetition", "list_endings", "cut_off")
 # Task B (personalized explanations, English): PETER's definitions, and an embedding similarity.
 EXPLAIN_METRICS = ("bleu_words", "rouge_words", "explanation_features", "semantic_similarity")
 KNOWN_MODULES = METRIC_MODULES + TEXT_QUALITY_METRICS + EXPLAIN_METRICS
 
 # What a reader rejects, as rates: the objective subtracts them.
 FAULT_RATES = ("attribute_hallucination_rate", "unlisted_detail_rate", "product_type_mismatch_rate", "repetition_rate",
-               "list_ending_rate")
+               "list_ending_rate", "cut_off_rate")
 # The control-following metrics: measured only when the prompt carries controls (evaluate.control_table).
 CONTROL_METRICS = ("aspect_accuracy", "length_accuracy", "keyword_recall")
 
@@ -109,7 +109,7 @@ def _reference_free(
 def score_text_quality(texts: list[str], rows: list[Row], *, value_lexicon: dict[str, list[str]]) -> Scores:
     """The text-quality metrics of texts[i] written for rows[i] (only its `content` is used), as one flat dict:
     attribute_hallucination_rate, attribute_hallucinations_per_output, product_type_mismatch_rate,
-    incompatible_part_rate, repetition_rate, list_ending_rate (all ×100 but the per-output count). For the
+    incompatible_part_rate, repetition_rate, list_ending_rate, cut_off_rate (all ×100 but the per-output count). For the
     references' own rates pass [row["summary"] for row in rows] as texts."""
     if len(texts) != len(rows):
         raise ValueError(f"score_text_quality: {len(texts)} texts for {len(rows)} rows")
@@ -119,6 +119,7 @@ def score_text_quality(texts: list[str], rows: list[Row], *, value_lexicon: dict
     result |= load("product_type").compute(predictions=texts, contents=contents, value_lexicon=value_lexicon)
     result |= load("repetition").compute(predictions=texts, contents=contents)
     result |= load("list_endings").compute(predictions=texts, value_lexicon=value_lexicon, contents=contents)
+    result |= load("cut_off").compute(predictions=texts)
     return result
 
 

@@ -309,3 +309,21 @@ def known_values(value_lexicon: Mapping[str, Sequence[str]], pairs: Attributes =
     """Every lexicon value and the input's own, lower case: what list_endings counts as an attribute value."""
     return frozenset(v.lower() for found in value_lexicon.values() for v in found) | {
         v.lower() for v in values(pairs)}
+
+
+# --- cut-off clauses ------------------------------------------------------------------------------------------
+
+# A clause that ends on a word which needs what follows it was cut off: 纯净的黄色对应的是， / 肩带各有两个纽扣和，/
+# 不仅与时尚， (a joined clause lost its other half). 同时 / 而且 / 并且 are fine before a comma (穿着舒适的同时，),
+# cut off before a full stop (穿着舒适的同时。).
+# 柔和 / 温和 / 暖和 are adjectives, 不同的是， / 值得一提的是， lead into what follows.
+_CUT_BEFORE_ANY = re.compile(r"((?<![柔温暖平随缓祥谐融总调亲违])和|(?<![参给])与|以及|(?<![即])将|(?<![天大])使得|(?<!不)让|把|被|"
+                             r"对于|不仅|能够的?|一下子就)[，。！？；,.!?;]")
+_CUT_BEFORE_STOP = re.compile(r"(的是|同时|而且|并且|但是|因为|所以)[。！？.!?]")
+
+
+def cut_off_clauses(text: str) -> list[str]:
+    """The clauses of text that end on a word needing a continuation (_CUT_BEFORE_ANY, or _CUT_BEFORE_STOP before a
+    full stop), each with that ending word; empty: every clause is complete as far as these words tell."""
+    lowered = text.lower()
+    return [match.group(1) for pattern in (_CUT_BEFORE_ANY, _CUT_BEFORE_STOP) for match in pattern.finditer(lowered)]
