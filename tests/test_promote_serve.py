@@ -20,7 +20,7 @@ NAME = "reasongen-adgen"
 GATES = ["promote.max_examples=6", "promote.tolerance=0", "evaluate.objective.name=avg_length",
          "promote.max_hallucination_rate=100", "promote.max_violation_rate=100",
          "promote.max_attribute_hallucination_rate=100", "promote.max_product_type_mismatch_rate=100",
-         "promote.max_repetition_rate=100", "promote.max_list_ending_rate=100",
+         "promote.max_repetition_rate=100", "promote.max_list_ending_rate=100", "promote.max_cut_off_rate=100",
          "promote.min_aspect_accuracy=0", "promote.min_length_accuracy=0"]
 
 
@@ -63,7 +63,7 @@ def champion(registry) -> str:
 def test_gate_on_hand_made_scores() -> None:
     gates = OmegaConf.create({"tolerance": 1.0, "max_hallucination_rate": 5, "max_violation_rate": 5,
                               "max_attribute_hallucination_rate": 5, "max_product_type_mismatch_rate": 1,
-                              "max_repetition_rate": 2, "max_list_ending_rate": 1,
+                              "max_repetition_rate": 2, "max_list_ending_rate": 1, "max_cut_off_rate": 1,
                               "min_aspect_accuracy": 50, "min_length_accuracy": 50})
     objective = {"name": "combined", "coverage_weight": 0.2, "hallucination_weight": 1.0, "fault_weight": 0.2}
     good = {"bleu4": 5, "rougeL": 20, "coverage": 90, "hallucination_rate": 1, "violation_rate": 0,
@@ -74,9 +74,10 @@ def test_gate_on_hand_made_scores() -> None:
     reasons = gate_failures(worse, good, gates, objective)
     assert len(reasons) == 3 and reasons[0].startswith("objective")
     # a text that loops or ends in a glued-on list cannot become champion, however well it scores otherwise
-    loops = {**good, "repetition_rate": 30.0, "list_ending_rate": 12.0}
+    loops = {**good, "repetition_rate": 30.0, "list_ending_rate": 12.0, "cut_off_rate": 5.0}
     assert [r.split()[0] for r in gate_failures(loops, None, gates, objective)] == ["repetition_rate",
-                                                                                    "list_ending_rate"]
+                                                                                    "list_ending_rate",
+                                                                                    "cut_off_rate"]
 
 
 def test_promotion_first_worse_then_better_candidate(registry) -> None:

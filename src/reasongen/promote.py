@@ -42,6 +42,7 @@ def gate_failures(candidate: dict[str, Any], champion: dict[str, Any] | None, ga
               ("unlisted_detail_rate", "max_unlisted_detail_rate", max),
               ("product_type_mismatch_rate", "max_product_type_mismatch_rate", max),
               ("repetition_rate", "max_repetition_rate", max), ("list_ending_rate", "max_list_ending_rate", max),
+              ("cut_off_rate", "max_cut_off_rate", max),
               ("aspect_accuracy", "min_aspect_accuracy", min), ("length_accuracy", "min_length_accuracy", min))
     for metric, gate, kind in checks:
         value = candidate.get(metric)
