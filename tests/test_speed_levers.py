@@ -78,3 +78,26 @@ def test_inference_dtype_by_name_and_auto(monkeypatch):
     assert model_io.inference_dtype(None) == torch.float32
     with pytest.raises(ValueError, match="one of auto, float32, bfloat16"):
         model_io.inference_dtype("float16")
+
+
+def test_training_attention_is_eager_on_cpu_and_reaches_inside_a_peft_wrapper(monkeypatch):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from reasongen.modeling.training import set_training_attention, training_attention
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert training_attention("auto", "auto") == "eager"
+    assert training_attention("model", "cpu") is None and training_attention("sdpa", "cpu") == "sdpa"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert training_attention("auto", "gpu") is None  # a GPU keeps the model's own (SDPA / flash) kernel
+    config = AutoConfig.for_model("gpt2", vocab_size=50, n_layer=1, n_head=2, n_embd=16, n_positions=32)
+    model = AutoModelForCausalLM.from_config(config)
+    wrapped = get_peft_model(model, LoraConfig(r=2, target_modules=["c_attn"], fan_in_fan_out=True))
+    before = model.config._attn_implementation
+    set_training_attention(wrapped, None)
+    assert model.config._attn_implementation == before
+    set_training_attention(wrapped, "eager")
+    assert model.config._attn_implementation == "eager"
+    ids = torch.randint(0, 50, (2, 8))
+    assert torch.isfinite(wrapped(input_ids=ids, labels=ids).loss)

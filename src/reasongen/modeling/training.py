@@ -30,6 +30,29 @@ def auto_precision(precision: str) -> str:
     return "bf16-mixed" if native_bf16() else "32-true"
 
 
+def training_attention(setting: str | None, accelerator: str) -> str | None:
+    """The attention kernel to train with (a transformers attn_implementation), or None to keep the model's.
+    `auto`: eager on CPU, where the small default models train faster with it than with PyTorch's SDPA CPU kernel
+    (9% less CPU time per step under bf16 autocast, 26% of a step was that kernel); the model's own on a GPU."""
+    if setting in (None, "model"):
+        return None
+    if setting == "auto":
+        return "eager" if accelerator == "cpu" or not torch.cuda.is_available() else None
+    return setting
+
+
+def set_training_attention(model: torch.nn.Module, implementation: str | None) -> None:
+    """Switch the transformers model inside `model` (plain, PEFT-wrapped or a wrapper) to an attention kernel;
+    what is saved is unaffected: a loaded model starts with transformers' default again."""
+    from transformers import PreTrainedModel
+
+    if implementation is None:
+        return
+    inner = next((m for m in model.modules() if isinstance(m, PreTrainedModel)), None)
+    if inner is not None and inner.config._attn_implementation != implementation:
+        inner.set_attn_implementation(implementation)
+
+
 class CurveRecorder(Callback):
     """Collects train_loss per logged step and val_loss per validation; saved inside checkpoints, so a resumed
     run keeps its whole curve. Written as train_loss.csv and val_loss.csv (step, value) for dvc plots and MLflow."""
@@ -196,6 +219,8 @@ def train_lm(
     from reasongen.modeling.peft_builder import trainable_parameters
 
     trainable, total = trainable_parameters(model)
+    set_training_attention(model, training_attention(trainer_cfg.get("attention", "auto"),
+                                                     str(trainer_cfg.get("accelerator", "auto"))))
     module = CausalLMModule(model, schedule["lr"], schedule["weight_decay"], schedule["warmup_ratio"])
     trainer = fit(module, datamodule, trainer_cfg, checkpoint_dir, curve_dir, epochs=schedule["epochs"],
                   max_steps=schedule["max_steps"], patience=patience, callbacks=callbacks, logger=logger)
