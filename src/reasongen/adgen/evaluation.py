@@ -21,9 +21,8 @@ SYSTEMS = ("model", "retrieval", "template")  # the systems whose texts predicti
 WITH_CONTROLS = "model_with_controls"  # the model prompted with the controls derived from each reference
 TABLE_METRICS = ("bleu4", "rouge1", "rouge2", "rougeL", "distinct1", "distinct2", "unique_ratio", "coverage",
                  "hallucination_rate", "attribute_hallucination_rate", "unlisted_detail_rate",
-                 "product_type_mismatch_rate",
-                 "repetition_rate", "list_ending_rate", "cut_off_rate", "aspect_accuracy", "length_accuracy", "keyword_recall",
-                 "violation_rate", "avg_length")
+                 "product_type_mismatch_rate", "repetition_rate", "list_ending_rate", "cut_off_rate", "aspect_accuracy",
+                 "length_accuracy", "keyword_recall", "violation_rate", "avg_length")
 
 
 def reference_row(row: dict[str, Any]) -> dict[str, Any]:

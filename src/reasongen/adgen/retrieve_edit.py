@@ -4,9 +4,9 @@ For each of the `neighbours` training products whose attributes overlap the inpu
 every drop rule (clauses that contradict the input, name a detail it does not list, another garment or an
 advertising-law word go, and so do another product's brand name and clauses cut off from what came before), then,
 for each input value (and requested keyword or aspect) the text does not name yet, one clean human clause that
-names it is inserted before the closing clause. A text whose opening clause was
-dropped gets a clean opening clause of another training text. Nothing is a bare attribute list: every added clause
-is a clause a copywriter wrote. The candidates join the model's samples, and selection picks among them all.
+names it is inserted before the closing clause. A text whose opening clause was dropped gets a clean opening
+clause of another training text. Nothing is a bare attribute list: every added clause is a clause a copywriter
+wrote. The candidates join the model's samples, and selection picks among them all.
 """
 
 from __future__ import annotations

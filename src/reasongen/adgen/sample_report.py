@@ -52,9 +52,8 @@ def mark(text: str, pairs, checks: Checks, marks: Marks = MARKDOWN) -> str:
 
 def notes(text: str, row: Mapping[str, Any], pairs, checks: Checks) -> str:
     """What a reader would reject, by the metrics' own definitions (invented values of any listed key, another
-    garment, a part the garment has not, repeated phrases, a glued-on list ending, a detail the input does not give, a
-    clause cut off), then what to check (values left
-    out, controls missed). `ok` only when none applies."""
+    garment, a part the garment has not, repeated phrases, a glued-on list ending, a detail the input does not give,
+    a clause cut off), then what to check (values left out, controls missed). `ok` only when none applies."""
     found = []
     invented = attribute_hallucinations(text, pairs, checks.value_lexicon)
     if invented:

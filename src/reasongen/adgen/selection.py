@@ -128,8 +128,7 @@ def repair(text: str, row: Mapping[str, Any], checks: Checks, options: Mapping[s
     """Drop clauses, never add any: those with an advertising-law word (drop_violations), a value the input
     contradicts under any key it lists (drop_hallucinations), a detail under a key it does not list
     (drop_unlisted), a design detail that names no input value (drop_unnamed_details: unnamed_detail), a clause
-    cut off (drop_cut_off: it ends on a word needing a continuation), another
-    garment or a part this one has not
+    cut off (drop_cut_off: it ends on a word needing a continuation), another garment or a part this one has not
     (drop_other_garments), the same words as an earlier clause (drop_repeats), or in a run of three or more bare
     attribute clauses (drop_list_endings); then trailing clauses that name no input value while the text is over
     its requested length bucket (fit_length). The opening clause stays unless it breaks a rule itself, and a

@@ -109,8 +109,8 @@ def _reference_free(
 def score_text_quality(texts: list[str], rows: list[Row], *, value_lexicon: dict[str, list[str]]) -> Scores:
     """The text-quality metrics of texts[i] written for rows[i] (only its `content` is used), as one flat dict:
     attribute_hallucination_rate, attribute_hallucinations_per_output, product_type_mismatch_rate,
-    incompatible_part_rate, repetition_rate, list_ending_rate, cut_off_rate (all ×100 but the per-output count). For the
-    references' own rates pass [row["summary"] for row in rows] as texts."""
+    incompatible_part_rate, repetition_rate, list_ending_rate, cut_off_rate (all ×100 but the per-output count). For
+    the references' own rates pass [row["summary"] for row in rows] as texts."""
     if len(texts) != len(rows):
         raise ValueError(f"score_text_quality: {len(texts)} texts for {len(rows)} rows")
     contents = [row["content"] for row in rows]

@@ -154,9 +154,8 @@ def attribute_hallucinations(
       one (IMPLIED_VALUES: 白色 for 黑白);
     * a value inside a pairing suggestion (搭配白色t恤 describes the t恤) or an idiom (NON_VALUE_PHRASES).
     The input's own values (of two characters or more) are masked first, longest first, so the 蓝色 inside an
-    input's 深蓝色 is not seen; then
-    every lexicon value is matched longest first, each place once, so that a longer value of another key hides a
-    shorter one (polo领 is a collar, not the shirt polo)."""
+    input's 深蓝色 is not seen; then every lexicon value is matched longest first, each place once, so that a longer
+    value of another key hides a shorter one (polo领 is a collar, not the shirt polo)."""
     candidates = hallucination_candidates(pairs, value_lexicon, keys)
     masked = _masked(text, pairs)
     checked = {value for _, value in candidates}
@@ -168,8 +167,8 @@ def attribute_hallucinations(
 
 def unlisted_candidates(pairs: Attributes, value_lexicon: Mapping[str, Sequence[str]]) -> list[tuple[str, str]]:
     """(key, form): every form (value_forms) of the known values of every factual key whose slot the input does not
-    list at all, lower case (everyday-word values left out, as for attribute_hallucinations). Naming one states a detail
-    the shop never gave: a collar on a 西装 with no 领型, cotton with no 材质. Also a decoder's ban list."""
+    list at all, lower case (everyday-word values left out, as for attribute_hallucinations). Naming one states a
+    detail the shop never gave: a collar on a 西装 with no 领型, cotton with no 材质. Also a decoder's ban list."""
     return list(_unlisted_candidates(tuple(pairs), _Same(value_lexicon)))
 
 
@@ -313,12 +312,12 @@ def known_values(value_lexicon: Mapping[str, Sequence[str]], pairs: Attributes =
 
 # --- cut-off clauses ------------------------------------------------------------------------------------------
 
-# A clause that ends on a word which needs what follows it was cut off: 纯净的黄色对应的是， / 肩带各有两个纽扣和，/
-# 不仅与时尚， (a joined clause lost its other half). 同时 / 而且 / 并且 are fine before a comma (穿着舒适的同时，),
-# cut off before a full stop (穿着舒适的同时。).
-# 柔和 / 温和 / 暖和 are adjectives, 不同的是， / 值得一提的是， lead into what follows.
-_CUT_BEFORE_ANY = re.compile(r"((?<![柔温暖平随缓祥谐融总调亲违])和|(?<![参给])与|以及|(?<![即])将|(?<![天大])使得|(?<!不)让|把|被|"
-                             r"对于|不仅|能够的?|一下子就)[，。！？；,.!?;]")
+# A clause that ends on a word which needs what follows it was cut off: 肩带各有两个纽扣和， / 纯净的黄色对应的是。
+# (a joined clause lost its other half). 的是 / 同时 / 而且 / 并且 are fine before a comma (不同的是，,
+# 穿着舒适的同时，), cut off before a full stop (穿着舒适的同时。). 柔和 / 温和 / 暖和 / 亲和 / 违和 are adjectives,
+# 当仁不让 an idiom.
+_CUT_BEFORE_ANY = re.compile(r"((?<![柔温暖平随缓祥谐融总调亲违])和|(?<![参给])与|以及|(?<![即])将|(?<![天大])使得|"
+                             r"(?<!不)让|把|被|对于|不仅|能够的?|一下子就)[，。！？；,.!?;]")
 _CUT_BEFORE_STOP = re.compile(r"(的是|同时|而且|并且|但是|因为|所以)[。！？.!?]")
 
 

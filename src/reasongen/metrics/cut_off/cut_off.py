@@ -1,4 +1,4 @@
-"""Cut-off clauses: texts with a clause that ends on a word needing a continuation (纯净的黄色对应的是，)."""
+"""Cut-off clauses: texts with a clause that ends on a word needing a continuation (肩带各有两个纽扣和，)."""
 
 import evaluate
 
