@@ -56,6 +56,7 @@ class ClauseBank:
             for value in named:
                 self.by_value[value].append(position)
         self.known = frozenset(known)
+        self.latin_known = frozenset(word for value in known for word in _LATIN_WORD.findall(value))  # e.g. polo
         self._aspects: dict[int, list[str]] = {}  # filled as selection asks: most clauses are never asked about
         self._containing: dict[str, list[int]] = {}
 
@@ -93,8 +94,8 @@ class _Editor:
         self.allowed = frozenset(v for v in bank.known if any(v in value for value in given))
         self.wanted = given + [word for word in row.get("keywords") or () if word not in given]
         self.aspect = row.get("aspect")
-        self.latin_allowed = frozenset(word for value in [*bank.known, *self.wanted]
-                                       for word in _LATIN_WORD.findall(value.lower()))
+        self.latin_allowed = bank.latin_known | {word for value in self.wanted
+                                                  for word in _LATIN_WORD.findall(value.lower())}
         self._clean: dict[int, bool] = {}
 
     def clean(self, position: int) -> bool:
