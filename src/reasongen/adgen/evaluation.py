@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from reasongen import metrics
 from reasongen.adgen import baselines
-from reasongen.adgen.generator import Generator
+from reasongen.adgen.generator import Generator, joined
 from reasongen.config import to_container
 from reasongen.modeling.progress import say
 from reasongen.text.attributes import parse_content
@@ -47,8 +47,7 @@ def system_predictions(generator: Generator, evaluate_cfg: DictConfig, train: li
     say(f"retrieve-and-edit candidates for {len(test)} rows")
     edited = generator.retrieved(test, use_controls=use_controls)
     say(f"choosing among the candidates of {len(test)} rows: the configured decoding, then the ablation")
-    both = [a + b for a, b in zip(found, edited, strict=True)]
-    outputs = {"model": generator.choose(test, both, use_controls)}
+    outputs = {"model": generator.choose(test, joined(found, edited), use_controls)}
     for name, spec in to_container(evaluate_cfg.decoding_ablation).items():
         pool, overrides = ablation_pool(found, edited, spec, bool(generator.generation["include_greedy"]))
         if pool is not None:
@@ -67,11 +66,12 @@ def ablation_pool(found: list[list[str]], edited: list[list[str]], spec: dict[st
     None when that pool was not made (no greedy text, or no retrieve-and-edit)."""
     which = spec.get("candidates", "all")
     overrides = {key: spec[key] for key in ("selection", "repair") if key in spec}
-    if which in ("all", "generated", "retrieved"):
-        if which == "retrieved" and not any(edited):
-            return None, {}
-        pools = {"all": [a + b for a, b in zip(found, edited, strict=True)], "generated": found, "retrieved": edited}
-        return pools[which], overrides
+    if which == "all":
+        return joined(found, edited), overrides
+    if which == "generated":
+        return found, overrides
+    if which == "retrieved":
+        return (edited, overrides) if any(edited) else (None, {})
     if which == "greedy" and not has_greedy:
         return None, {}
     pick = 0 if which == "first" else -1

@@ -77,8 +77,7 @@ class Generator:
         if self._bank is None:
             self._bank = ClauseBank(self.train_texts, self.checks.value_lexicon)
         seed = int(cfg.get("seed", 0))
-        targets = rows if use_controls else [{"content": row["content"]} for row in rows]
-        return [self._bank.candidates(row, self.checks, neighbours, seed) for row in targets]
+        return [self._bank.candidates(row, self.checks, neighbours, seed) for row in _targets(rows, use_controls)]
 
     def constraints(self, rows: list[dict[str, Any]], spec: dict[str, Any] | None) -> ProcessorsFor | None:
         """The decoding constraints for rows (None: none configured). spec: mention_bonus (a logit bonus for
@@ -122,14 +121,24 @@ class Generator:
         """One text per row from its candidates, by the configured selection and repair. Without controls the
         rows' aspect / length requests are not the model's to meet, so selection ignores them."""
         cfg = {**self.generation, **overrides}
-        targets = rows if use_controls else [{"content": row["content"]} for row in rows]
-        return choose(candidates, targets, self.checks, cfg.get("selection"), cfg.get("repair"))
+        return choose(candidates, _targets(rows, use_controls), self.checks, cfg.get("selection"), cfg.get("repair"))
 
     def generate(self, rows: list[dict[str, Any]], use_controls: bool = True, progress: bool = True,
                  **overrides: Any) -> list[str]:
         found = self.candidates(rows, use_controls, progress, **overrides)
         edited = self.retrieved(rows, use_controls, **overrides)
-        return self.choose(rows, [a + b for a, b in zip(found, edited, strict=True)], use_controls, **overrides)
+        return self.choose(rows, joined(found, edited), use_controls, **overrides)
+
+
+def _targets(rows: list[dict[str, Any]], use_controls: bool) -> list[dict[str, Any]]:
+    """The rows as the rules see them: without controls only their content (their aspect / length / keyword
+    requests are not the model's to meet)."""
+    return rows if use_controls else [{"content": row["content"]} for row in rows]
+
+
+def joined(found: list[list[str]], edited: list[list[str]]) -> list[list[str]]:
+    """Each row's whole candidate pool: the model's candidates, then the retrieve-and-edit ones."""
+    return [a + b for a, b in zip(found, edited, strict=True)]
 
 
 def rule_checks(meta: dict[str, Any], generation: dict[str, Any]) -> Checks:
