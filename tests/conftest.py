@@ -251,7 +251,10 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
         copy_path(REPO / name, work / name)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1",
            "TRANSFORMERS_OFFLINE": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONPATH": str(work / "src")}
+    # mlflow.set_tracking_uri / set_registry_uri write these into os.environ, so an earlier test in this process can
+    # leave them pointing at its own store: the copy's commands and servers must use the copy's (registry = tracking)
     env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("MLFLOW_REGISTRY_URI", None)
     raw = tiny_raw_file(tmp_path_factory.mktemp("user"))
     reviews = tiny_reviews_file(tmp_path_factory.mktemp("reviews"))
     run(["git", "init", "-q"], work, env)
