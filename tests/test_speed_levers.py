@@ -11,7 +11,7 @@ from transformers import TopPLogitsWarper
 
 from reasongen import cli, threads
 from reasongen.modeling import model_io
-from reasongen.modeling.generation import TopP, nucleus_warpers
+from reasongen.modeling.generation import NucleusSample, TopP, nucleus_warpers
 from reasongen.modeling.model_io import cpu_has_bf16
 from reasongen.modeling.training import auto_precision
 
@@ -30,11 +30,30 @@ def test_top_p_keeps_the_tokens_transformers_keeps(top_p):
     assert kept[0].sum() > 16 and kept[1].sum() == 1  # both branches ran
 
 
+@pytest.mark.parametrize("within", [4, 500])
+def test_nucleus_sample_draws_the_nucleus_tokens_with_their_probabilities(within):
+    torch.manual_seed(0)
+    logits = torch.stack([torch.tensor([2.0, 1.5, 1.0, 0.0, -1.0] + [-9.0] * 495), torch.arange(500) * 0.01])
+    # a narrow nucleus (3 tokens), and one wider than `within`
+    draws = 4000
+    scores = logits.repeat_interleave(draws, dim=0)
+    found = NucleusSample(0.7, within=within)(torch.zeros(len(scores), 1, dtype=torch.long), scores)
+    assert torch.equal(torch.isfinite(found).sum(-1), torch.ones(len(scores), dtype=torch.long))  # one token each
+    chosen = found.argmax(-1).view(2, draws)
+    nucleus = TopPLogitsWarper(0.7)(None, logits.clone())
+    expected = nucleus.softmax(-1)
+    for row in range(2):
+        assert torch.isfinite(nucleus[row, chosen[row]]).all()  # never a token outside the nucleus
+        share = torch.bincount(chosen[row], minlength=500) / draws
+        assert (share - expected[row]).abs().max() < 0.03
+
+
 def test_nucleus_warpers_take_temperature_and_top_p_out_of_generate():
     asked = {"do_sample": True, "top_p": 0.7, "temperature": 0.95, "top_k": 0}
     kwargs, warpers = nucleus_warpers(asked)
     assert kwargs["top_p"] == 1.0 and "temperature" not in kwargs  # generate no longer sorts per step
-    assert [type(w).__name__ for w in warpers] == ["TemperatureLogitsWarper", "TopP"]
+    assert kwargs["do_sample"] is False  # ... nor draws over the whole vocabulary: the last warper draws
+    assert [type(w).__name__ for w in warpers] == ["TemperatureLogitsWarper", "NucleusSample"]
     assert asked["top_p"] == 0.7 and asked["temperature"] == 0.95  # the caller's settings stay as they were
     greedy = {"do_sample": False, "top_p": 0.7}
     assert nucleus_warpers(greedy) == (greedy, []) and greedy["top_p"] == 0.7

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from reasongen.text.attributes import Attributes
 
@@ -266,14 +267,31 @@ def find_values(text: str, candidates: Sequence[tuple[str, str]], skip: Sequence
     lowered = text.lower()
     taken = [False] * len(lowered)
     found: dict[str, tuple[str, str]] = {}
-    present = [(key, value) for key, value in candidates if value.lower() in lowered]  # most are not: skip them
-    for key, value in sorted(present, key=lambda kv: (-len(kv[1]), kv[1], kv[0])):
+    for key, value in _present(lowered, _value_index(tuple(candidates))):
         for match in re.finditer(re.escape(value.lower()), lowered):
             if any(taken[match.start() : match.end()]) or inside(match.start(), skip):
                 continue
             taken[match.start() : match.end()] = [True] * (match.end() - match.start())
             found.setdefault(value, (key, value))
     return list(found.values())
+
+
+@lru_cache(maxsize=4096)  # the same candidate lists (one row's) are matched against every clause of its texts
+def _value_index(candidates: tuple[tuple[str, str], ...]) -> tuple[dict[str, list[tuple[str, str]]], list[int]]:
+    """Each lower-case value -> its (key, value) candidates, and the values' lengths."""
+    index: dict[str, list[tuple[str, str]]] = {}
+    for key, value in candidates:
+        index.setdefault(value.lower(), []).append((key, value))
+    return index, sorted({len(value) for value in index})
+
+
+def _present(lowered: str, value_index: tuple[dict[str, list[tuple[str, str]]], list[int]]) -> list[tuple[str, str]]:
+    """The candidates whose value occurs in lowered, longest first (ties: by value, then key): each substring of
+    a value's length is looked up, which beats testing a few thousand values against a short clause."""
+    index, lengths = value_index
+    present = {pair: None for length in lengths for start in range(len(lowered) - length + 1)
+               for pair in index.get(lowered[start:start + length], ())}
+    return sorted(present, key=lambda kv: (-len(kv[1]), kv[1], kv[0]))
 
 
 def incompatible_parts(text: str, pairs: Attributes, value_lexicon: Mapping[str, Sequence[str]]

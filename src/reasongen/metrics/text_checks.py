@@ -22,7 +22,8 @@ def sentence_bleu4(prediction: str, reference: str) -> float:
     logs, halvings = [], 1
     for order in range(4):
         total = max(1, len(prediction) - order)  # NLTK's denominator: at least 1
-        matched = sum(min(count, ref[order].get(gram, 0)) for gram, count in hypothesis[order].items())
+        ours, theirs = hypothesis[order], ref[order]
+        matched = sum(min(ours[gram], theirs[gram]) for gram in ours.keys() & theirs.keys())
         if matched == 0 and order == 0:
             return 0.0
         if matched == 0:  # method3 (NIST): 1 / (2^k * denominator) for the k-th order without a match

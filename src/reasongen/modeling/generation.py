@@ -90,14 +90,18 @@ def _decode_all(model, tokenizer, prompts: Sequence[str], generation_cfg: dict[s
     with torch.inference_mode():
         for batch in counted(batches, f"generate ({count} per prompt)", size=len, enabled=progress):
             input_ids, attention_mask = left_pad([encoded[i] for i in batch], pad_id, device)
+            # each prompt's `count` rows side by side, as generate lays out num_return_sequences (which it refuses
+            # when it does not draw itself: NucleusSample draws); beam search returns its `count` best beams instead
+            copies = count if kwargs.get("num_beams", 1) == 1 else 1
+            returned = count // copies
             generated = model.generate(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
+                input_ids=input_ids.repeat_interleave(copies, dim=0),
+                attention_mask=attention_mask.repeat_interleave(copies, dim=0),
                 pad_token_id=pad_id,
                 eos_token_id=tokenizer.eos_token_id,
                 use_cache=True,
                 **static_cache(model),
-                num_return_sequences=count,
+                num_return_sequences=returned,
                 logits_processor=LogitsProcessorList([*(processors(batch) if processors else []), *warpers]),
                 **kwargs,
             )
@@ -135,22 +139,44 @@ class TopP(LogitsProcessor):
         return filtered
 
 
+class NucleusSample(TopP):
+    """Top-p sampling as the last processor: it draws each row's token and leaves only that one finite, so that
+    generate, told not to sample, takes it. The draw is among the `within` most likely tokens (rows whose nucleus
+    is wider draw over the whole vocabulary): generate's torch.multinomial over every token of every row cost a
+    fifth of a decoding step. The tokens TopP keeps, drawn with their renormalised probabilities, as generate
+    draws them; another random stream, so not the same texts for a seed."""
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        k = min(self.within, scores.shape[-1])
+        top, ids = scores.softmax(-1).topk(k, dim=-1)
+        keep = (top.cumsum(-1) - top) < self.top_p  # as TopP: the tokens more likely than one hold < top_p
+        keep[:, 0] = True
+        choice = ids.gather(-1, torch.multinomial(top.masked_fill(~keep, 0.0), 1))
+        wide = keep[:, -1].nonzero().flatten() if k < scores.shape[-1] else []
+        if len(wide):
+            exact = TopPLogitsWarper(self.top_p)(input_ids[wide], scores[wide])
+            choice[wide] = torch.multinomial(exact.softmax(-1), 1)
+        return torch.full_like(scores, -float("inf")).scatter_(-1, choice, 0.0)
+
+
 def nucleus_warpers(kwargs: dict[str, Any]) -> tuple[dict[str, Any], list[LogitsProcessor]]:
-    """(generate's kwargs without temperature / top-k / top-p, those as processors that run after the
-    constraints, in transformers' order): generate would otherwise apply top-p with a full sort of the vocabulary
-    per step. Unchanged kwargs and no processors when top-p is off or the decoding does not sample."""
+    """(generate's kwargs without temperature / top-k / top-p and without sampling, those as processors that run
+    after the constraints, in transformers' order, the last one drawing the token: NucleusSample): generate would
+    otherwise sort the whole vocabulary for top-p and draw over all of it per step. Unchanged kwargs and no
+    processors when top-p is off or the decoding does not sample."""
     top_p = kwargs.get("top_p")
     if not kwargs.get("do_sample") or kwargs.get("num_beams", 1) > 1 or top_p is None or top_p >= 1.0:
         return kwargs, []
     temperature, top_k = kwargs.get("temperature", 1.0), kwargs.get("top_k")
-    taken = ("temperature", "top_k") if top_k else ("temperature",)  # top_k 0 is no filter: generate may keep it
-    rest = {key: value for key, value in kwargs.items() if key not in taken} | {"top_p": 1.0}
+    # generate decodes greedily over NucleusSample's draw
+    rest = {key: value for key, value in kwargs.items() if key not in ("temperature", "top_k")}
+    rest |= {"top_p": 1.0, "do_sample": False}
     warpers: list[LogitsProcessor] = []
     if temperature is not None and temperature != 1.0:
         warpers.append(TemperatureLogitsWarper(temperature))
     if top_k:  # transformers applies top-k before top-p
         warpers.append(TopKLogitsWarper(top_k))
-    return rest, [*warpers, TopP(top_p)]
+    return rest, [*warpers, NucleusSample(top_p)]
 
 
 def static_cache(model) -> dict[str, str]:
