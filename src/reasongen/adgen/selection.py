@@ -13,6 +13,7 @@ met controls, minus penalties for each fault a reader would reject, counted by t
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -45,7 +46,7 @@ _DETAIL_WORDS = re.compile(r"设计|装饰|图案|元素|工艺|面料|材质|�
 _OTHER_PRODUCT_WORDS = re.compile(r"宝宝|儿童|宝贝|孩子|小朋友|童装|鞋|细跟|跟高")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: the clause cache keys on it
 class Checks:
     """What the rules need beyond a candidate and its row: the training split's known values of each key,
     the keys whose other values count as hallucinations, and the length buckets' bounds."""
@@ -107,16 +108,32 @@ FAULTS = ("hallucination", "attribute_hallucination", "unlisted_detail", "produc
           "cut_off", "violation")
 
 
-def select(candidates: Sequence[str], row: Mapping[str, Any], checks: Checks, weights: Mapping[str, float]) -> str:
+def select(candidates: Sequence[str], row: Mapping[str, Any], checks: Checks, weights: Mapping[str, float],
+           said: Counter[str] | None = None) -> str:
     """The best candidate for row (ties: the earliest). weights: mbr, coverage, hallucination, violation, aspect,
-    keywords, length; all zero picks the first candidate, i.e. plain decoding."""
+    keywords, length, and reuse (times the share of a candidate's clauses that texts chosen before said: `said`,
+    clause -> times); all zero picks the first candidate, i.e. plain decoding."""
     if not candidates:
         return ""
     pairs = parse_content(row["content"])
     agreement = consensus(candidates) if weights.get("mbr", 0.0) else [0.0] * len(candidates)
     scores = [weights.get("mbr", 0.0) * agreement[i] + rule_score(text, pairs, row, checks, weights)
               for i, text in enumerate(candidates)]
+    if said and weights.get("reuse", 0.0):
+        scores = [score - weights["reuse"] * reused_share(text, said) for score, text in zip(scores, candidates,
+                                                                                             strict=True)]
     return candidates[max(range(len(candidates)), key=lambda i: (scores[i], -i))]
+
+
+def clause_keys(text: str) -> list[str]:
+    """The text's clauses as reuse counts them: normalised (no punctuation), three characters or more."""
+    return [key for key in map(normalise, clauses(text)) if len(key) >= 3]
+
+
+def reused_share(text: str, said: Counter[str]) -> float:
+    """Share of text's clauses (clause_keys) that texts chosen before already said: 1 for a text chosen before."""
+    keys = clause_keys(text)
+    return sum(key in said for key in keys) / len(keys) if keys else 0.0
 
 
 def clauses(text: str) -> list[str]:
@@ -160,20 +177,25 @@ def repair(text: str, row: Mapping[str, Any], checks: Checks, options: Mapping[s
 
 def clause_faulty(clause: str, pairs: Attributes, checks: Checks, options: Mapping[str, bool]) -> bool:
     """Whether one clause breaks a rule that repair is asked to enforce."""
+    return _clause_faulty(clause, tuple(pairs), checks, frozenset(name for name, on in options.items() if on))
+
+
+@lru_cache(maxsize=262144)  # candidates of one row share clauses, and the ablation repairs the same texts again
+def _clause_faulty(clause: str, pairs: Attributes, checks: Checks, enabled: frozenset[str]) -> bool:
     lexicon = checks.value_lexicon
-    if options.get("drop_violations") and find_violations(clause):
+    if "drop_violations" in enabled and find_violations(clause):
         return True
-    if options.get("drop_unnamed_details") and unnamed_detail(clause, pairs):
+    if "drop_unnamed_details" in enabled and unnamed_detail(clause, pairs):
         return True
-    if options.get("drop_cut_off") and cut_off_clauses(clause if clause[-1:] in _CLAUSE_ENDS else clause + "。"):
+    if "drop_cut_off" in enabled and cut_off_clauses(clause if clause[-1:] in _CLAUSE_ENDS else clause + "。"):
         return True
-    if options.get("drop_hallucinations") and (hallucinated_values(clause, pairs, lexicon, checks.checked_keys)
-                                               or attribute_hallucinations(clause, pairs, lexicon)):
+    if "drop_hallucinations" in enabled and (hallucinated_values(clause, pairs, lexicon, checks.checked_keys)
+                                             or attribute_hallucinations(clause, pairs, lexicon)):
         return True
-    if options.get("drop_unlisted") and unlisted_details(clause, pairs, lexicon):
+    if "drop_unlisted" in enabled and unlisted_details(clause, pairs, lexicon):
         return True
-    return bool(options.get("drop_other_garments") and (product_type_mismatches(clause, pairs)
-                                                        or incompatible_parts(clause, pairs, lexicon)))
+    return bool("drop_other_garments" in enabled and (product_type_mismatches(clause, pairs)
+                                                      or incompatible_parts(clause, pairs, lexicon)))
 
 
 def unnamed_detail(clause: str, pairs: Attributes) -> bool:
@@ -223,7 +245,13 @@ def choose(
 ) -> list[str]:
     """One text per row: repair every candidate (when repair is on), then select among the repaired ones, so that
     what the rules and the length bucket judge is the text that will be served."""
-    if repair_options and any(repair_options.values()):
+    selection, repair_options = dict(selection or {}), dict(repair_options or {})  # a plain dict: read per candidate
+    if any(repair_options.values()):
         candidates = [[repair(text, row, checks, repair_options) for text in found]
                       for found, row in zip(candidates, rows, strict=True)]
-    return [select(found, row, checks, selection or {}) for found, row in zip(candidates, rows, strict=True)]
+    chosen: list[str] = []
+    said: Counter[str] = Counter()  # the clauses of the texts chosen so far: a catalogue does not repeat itself
+    for found, row in zip(candidates, rows, strict=True):
+        chosen.append(select(found, row, checks, selection, said))
+        said.update(clause_keys(chosen[-1]))
+    return chosen
