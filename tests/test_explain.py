@@ -325,7 +325,7 @@ def test_soft_prompt_model_trains_saves_and_reloads(tmp_path: Path, bpe_tokenize
     import torch
 
     from reasongen.explain import soft_prompt
-    from reasongen.modeling.datamodule import PadCollator, encode_example
+    from reasongen.modeling.encoding import PadCollator, encode_example
 
     lm = tiny_model("gpt2", bpe_tokenizer)
     model = soft_prompt.SoftPromptLM(lm, ["u1", "u2"], ["a", "b"])

@@ -65,3 +65,35 @@ def test_a_detail_the_input_never_gave_is_not_produced(generator, monkeypatch):
     monkeypatch.setattr(__import__(__name__), "PUSHED", ["圆领"])
     assert any("圆领" in text for text in texts(generator, OFF))
     assert not any("圆领" in text for text in texts(generator, {**OFF, "ban_unlisted": True}))
+
+
+def test_likelihoods_are_the_models_own_per_text_loss(generator):
+    """Batched, padded and cached, each candidate's likelihood is minus the loss the model reports for that one
+    example alone (mean over the text's tokens and its end)."""
+    import torch
+
+    from reasongen.adgen.prompts import PROMPT_END, prompt_for_row
+    from reasongen.modeling.encoding import encode_example
+
+    pools = [["蓝色的裙子", "一条裙", "裙裙裙裙裙裙裙裙"], ["白色裤子很好看，舒适"]]
+    generator.generation["max_new_tokens"] = 256  # a text is scored as far as the model may write: all of these
+    found = generator.likelihoods(ROWS, pools, use_controls=False)
+    assert [len(values) for values in found] == [3, 1]
+    for row, texts, values in zip(ROWS, pools, found, strict=True):
+        for text, value in zip(texts, values, strict=True):
+            example = encode_example(generator.tokenizer, prompt_for_row(row, False), text, 10**9, 256, False,
+                                     PROMPT_END)
+            with torch.inference_mode():
+                loss = generator.model(input_ids=torch.tensor([example["input_ids"]]),
+                                       labels=torch.tensor([example["labels"]])).loss
+            assert value == pytest.approx(-loss.item(), abs=1e-3)
+    assert len({value for values in found for value in values}) == 4  # the texts differ, so do their scores
+    assert generator.likelihoods(ROWS, pools, use_controls=False) == found  # from the cache, the same
+
+
+def test_the_likelihood_weight_picks_the_text_the_model_finds_likelier(generator):
+    row, texts = [ROWS[0]], [["裙裙裙裙裙裙裙裙", "蓝色的裙子"]]
+    likely = max(texts[0], key=lambda text: generator.likelihoods(row, [[text]], False)[0][0])
+    for weight, expected in ((0.0, texts[0][0]), (100.0, likely)):  # weight 0: ties go to the first candidate
+        chosen = generator.choose(row, texts, use_controls=False, selection={"likelihood": weight}, repair={})
+        assert chosen == [expected]

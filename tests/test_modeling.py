@@ -9,8 +9,8 @@ import torch
 
 from reasongen.adgen.prompts import PROMPT_END, build_prompt, datamodule_options, prompt_for_row
 from reasongen.modeling import model_io, peft_builder
-from reasongen.modeling.datamodule import IGNORE_INDEX, PadCollator, PromptDataModule, encode_example
-from reasongen.modeling.encoding import prefix_ids
+from reasongen.modeling.datamodule import PromptDataModule
+from reasongen.modeling.encoding import IGNORE_INDEX, PadCollator, encode_example, prefix_ids
 from reasongen.modeling.generation import generate_texts, left_pad, length_batches
 
 KINDS = ["gpt2", "llama"]

@@ -149,3 +149,13 @@ def test_repair_drops_clauses_cut_off():
     text = "这款蓝色雪纺裙很清新，肩带各有两个纽扣和，上身显瘦。"
     assert repair(text, ROW, CHECKS, {"drop_cut_off": True}) == "这款蓝色雪纺裙很清新，上身显瘦。"
     assert faults(text, parse_content(ROW["content"]), CHECKS)["cut_off"] == 1
+
+
+def test_reuse_steers_later_rows_away_from_what_earlier_rows_said():
+    rows = [{"content": "类型#裙*颜色#蓝色"}] * 3
+    pool = [["蓝色的裙子，穿着舒适。", "蓝色的裙子，气质优雅。", "这条蓝色裙子，百搭好看。"]] * 3
+    plain = choose(pool, rows, CHECKS, {"coverage": 1.0}, {})
+    assert plain == [pool[0][0]] * 3  # without reuse, every identical row gets the same text
+    varied = choose(pool, rows, CHECKS, {"coverage": 1.0, "reuse": 1.0}, {})
+    assert varied[0] == pool[0][0] and len(set(varied)) == 3
+    assert varied[1] == pool[0][2]  # shares no clause with the first; the second candidate repeats 蓝色的裙子

@@ -13,7 +13,8 @@ from reasongen.adgen.prompts import datamodule_options, prompt_for_row
 from reasongen.config import to_container
 from reasongen.io import read_curves
 from reasongen.modeling import model_io, peft_builder
-from reasongen.modeling.datamodule import PadCollator, PromptDataModule, encode_example
+from reasongen.modeling.datamodule import PromptDataModule
+from reasongen.modeling.encoding import PadCollator, encode_example
 from reasongen.modeling.generation import generate_texts
 from reasongen.modeling.module import CausalLMModule
 from reasongen.modeling.training import LAST, fit

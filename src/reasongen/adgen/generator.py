@@ -18,7 +18,7 @@ from reasongen.io import read_jsonl
 from reasongen.metrics.text_quality import hallucination_candidates, unlisted_candidates
 from reasongen.modeling import model_io
 from reasongen.modeling.constraints import CharNgramBlock, MentionBias, StringBan, TokenIndex
-from reasongen.modeling.generation import ProcessorsFor, generate_candidates
+from reasongen.modeling.generation import ProcessorsFor, generate_candidates, mean_log_likelihoods
 from reasongen.rows import is_missing
 from reasongen.text.attributes import parse_content, values
 from reasongen.text.controls import LENGTH_BUCKETS, aspect_lexicon, decoder_bans
@@ -40,6 +40,7 @@ class Generator:
         self.train_texts = train_texts or []  # the fine-tuning split's content + summary: retrieve-and-edit's source
         self._index: TokenIndex | None = None  # the tokenizer's byte index, built on first use
         self._bank: ClauseBank | None = None  # built on first use
+        self._likelihoods: dict[tuple[str, str], float] = {}  # (prompt, text) -> mean token log-probability
 
     @classmethod
     def from_dir(cls, model_dir: str | Path, generation: dict[str, Any] | None = None,
@@ -121,7 +122,27 @@ class Generator:
         """One text per row from its candidates, by the configured selection and repair. Without controls the
         rows' aspect / length requests are not the model's to meet, so selection ignores them."""
         cfg = {**self.generation, **overrides}
-        return choose(candidates, _targets(rows, use_controls), self.checks, cfg.get("selection"), cfg.get("repair"))
+        return choose(candidates, _targets(rows, use_controls), self.checks, cfg.get("selection"), cfg.get("repair"),
+                      likelihoods=lambda _, found: self.likelihoods(rows, found, use_controls))
+
+    def likelihoods(self, rows: list[dict[str, Any]], candidates: Sequence[Sequence[str]],
+                    use_controls: bool = True) -> list[list[float]]:
+        """The model's mean token log-probability of each row's candidates after the row's prompt: how readily the
+        model itself would write a text (a borrowed clause that does not join on reads as unlikely). Cached: the
+        decoding ablation asks again for the same texts. A text is scored as far as the model may write
+        (max_new_tokens): a longer human text would run past the model's positions."""
+        prompts = [prompt_for_row(row, use_controls) for row in rows]
+        wanted = list(dict.fromkeys((prompt, text) for prompt, found in zip(prompts, candidates, strict=True)
+                                    for text in found if (prompt, text) not in self._likelihoods))
+        if len(self._likelihoods) > 100_000:  # a long-running server: keep the cache bounded
+            self._likelihoods.clear()
+        if wanted:
+            limit = int(self.generation.get("max_new_tokens") or 256)
+            values = mean_log_likelihoods(self.model, self.tokenizer, wanted, self.generation.get("max_source_length"),
+                                          limit, prompt_end=PROMPT_END)
+            self._likelihoods.update(zip(wanted, values, strict=True))
+        return [[self._likelihoods[prompt, text] for text in found]
+                for prompt, found in zip(prompts, candidates, strict=True)]
 
     def generate(self, rows: list[dict[str, Any]], use_controls: bool = True, progress: bool = True,
                  **overrides: Any) -> list[str]:

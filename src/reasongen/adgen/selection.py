@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -109,16 +109,19 @@ FAULTS = ("hallucination", "attribute_hallucination", "unlisted_detail", "produc
 
 
 def select(candidates: Sequence[str], row: Mapping[str, Any], checks: Checks, weights: Mapping[str, float],
-           said: Counter[str] | None = None) -> str:
+           said: Counter[str] | None = None, likelihood: Sequence[float] | None = None) -> str:
     """The best candidate for row (ties: the earliest). weights: mbr, coverage, hallucination, violation, aspect,
-    keywords, length, and reuse (times the share of a candidate's clauses that texts chosen before said: `said`,
-    clause -> times); all zero picks the first candidate, i.e. plain decoding."""
+    keywords, length; likelihood (times the model's mean token log-probability of each candidate, when given);
+    reuse (times the share of a candidate's clauses that texts chosen before said: `said`, clause -> times).
+    All zero picks the first candidate, i.e. plain decoding."""
     if not candidates:
         return ""
     pairs = parse_content(row["content"])
     agreement = consensus(candidates) if weights.get("mbr", 0.0) else [0.0] * len(candidates)
     scores = [weights.get("mbr", 0.0) * agreement[i] + rule_score(text, pairs, row, checks, weights)
               for i, text in enumerate(candidates)]
+    if likelihood is not None and weights.get("likelihood", 0.0):
+        scores = [score + weights["likelihood"] * value for score, value in zip(scores, likelihood, strict=True)]
     if said and weights.get("reuse", 0.0):
         scores = [score - weights["reuse"] * reused_share(text, said) for score, text in zip(scores, candidates,
                                                                                              strict=True)]
@@ -236,22 +239,29 @@ def fit_length(text: str, pairs: Attributes, row: Mapping[str, Any], checks: Che
     return "".join(parts)
 
 
+# (rows, each row's candidates) -> each candidate's mean token log-probability under the model
+Likelihoods = Callable[[Sequence[Mapping[str, Any]], Sequence[Sequence[str]]], list[list[float]]]
+
+
 def choose(
     candidates: Sequence[Sequence[str]],
     rows: Sequence[Mapping[str, Any]],
     checks: Checks,
     selection: Mapping[str, float] | None,
     repair_options: Mapping[str, bool] | None,
+    likelihoods: Likelihoods | None = None,
 ) -> list[str]:
     """One text per row: repair every candidate (when repair is on), then select among the repaired ones, so that
-    what the rules and the length bucket judge is the text that will be served."""
+    what the rules, the length bucket and the model's likelihood judge is the text that will be served. Rows are
+    chosen in order, each knowing the clauses of the texts chosen before it (the `reuse` weight)."""
     selection, repair_options = dict(selection or {}), dict(repair_options or {})  # a plain dict: read per candidate
     if any(repair_options.values()):
         candidates = [[repair(text, row, checks, repair_options) for text in found]
                       for found, row in zip(candidates, rows, strict=True)]
+    scored = likelihoods(rows, candidates) if likelihoods and selection.get("likelihood") else [None] * len(rows)
     chosen: list[str] = []
     said: Counter[str] = Counter()  # the clauses of the texts chosen so far: a catalogue does not repeat itself
-    for found, row in zip(candidates, rows, strict=True):
-        chosen.append(select(found, row, checks, selection, said))
+    for found, row, likelihood in zip(candidates, rows, scored, strict=True):
+        chosen.append(select(found, row, checks, selection, said, likelihood))
         said.update(clause_keys(chosen[-1]))
     return chosen

@@ -16,8 +16,7 @@ from transformers import LogitsProcessorList
 from reasongen.explain.decoding import length_floor
 from reasongen.io import read_json, write_json
 from reasongen.modeling import model_io
-from reasongen.modeling.datamodule import IGNORE_INDEX
-from reasongen.modeling.encoding import prefix_ids
+from reasongen.modeling.encoding import IGNORE_INDEX, prefix_ids
 from reasongen.modeling.generation import GENERATE_KEYS
 from reasongen.modeling.text import decode
 

@@ -1,4 +1,5 @@
-"""Batched generation with the KV cache: prompts in, clean texts out, in input order."""
+"""Batched generation with the KV cache: prompts in, clean texts out, in input order; and the model's likelihood
+of given texts (a reranking feature)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from transformers import (
     TopPLogitsWarper,
 )
 
-from reasongen.modeling.encoding import encode_prompt
+from reasongen.modeling.encoding import IGNORE_INDEX, PadCollator, encode_example, encode_prompt
 from reasongen.modeling.progress import counted
 from reasongen.modeling.text import decode
 
@@ -206,3 +207,29 @@ def left_pad(sequences: list[list[int]], pad_id: int, device) -> tuple[torch.Ten
     ids = torch.tensor([[pad_id] * (width - len(s)) + s for s in sequences], device=device)
     mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in sequences], device=device)
     return ids, mask
+
+
+def mean_log_likelihoods(model, tokenizer, pairs: Sequence[tuple[str, str]], max_source_length: int | None,
+                         max_target_length: int, *, prompt_end: str = "", batch_size: int = 128) -> list[float]:
+    """Per (prompt, text): the model's mean log-probability of the text's tokens and its end after the prompt, as
+    training encodes them (encode_example). One forward pass per batch of similar length, right-padded; a prompt
+    learning model's virtual tokens are left out of the logits (they come first)."""
+    encoded = [encode_example(tokenizer, prompt, text, max_source_length or 10**9, max_target_length, False,
+                              prompt_end) for prompt, text in pairs]
+    collate = PadCollator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+    device = next(model.parameters()).device
+    found = [0.0] * len(pairs)
+    with torch.inference_mode():
+        for batch in length_batches([len(e["input_ids"]) for e in encoded], batch_size):
+            padded = {key: tensor.to(device) for key, tensor in collate([encoded[i] for i in batch]).items()}
+            labels, width = padded["labels"], padded["labels"].shape[1]
+            logits = model(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"]).logits
+            targets = labels[:, 1:]
+            scored = targets != IGNORE_INDEX
+            predicted = logits[:, -width:-1][scored]  # the text's positions only: the prompt's are not scored
+            token = predicted.gather(-1, targets[scored].unsqueeze(-1)).squeeze(-1).float()
+            token = token - predicted.float().logsumexp(-1)
+            sums = torch.zeros(len(batch), device=token.device).index_add_(0, scored.nonzero()[:, 0], token)
+            for i, value in zip(batch, (sums / scored.sum(-1).clamp(min=1)).tolist(), strict=True):
+                found[i] = value
+    return found
