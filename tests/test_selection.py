@@ -159,3 +159,19 @@ def test_reuse_steers_later_rows_away_from_what_earlier_rows_said():
     varied = choose(pool, rows, CHECKS, {"coverage": 1.0, "reuse": 1.0}, {})
     assert varied[0] == pool[0][0] and len(set(varied)) == 3
     assert varied[1] == pool[0][2]  # shares no clause with the first; the second candidate repeats 蓝色的裙子
+
+
+def test_the_model_scores_only_the_shortlist_and_never_picks_beyond_it():
+    rows = [{"content": "类型#裙*颜色#蓝色"}]
+    pool = [["蓝色的裙子，穿着舒适。", "一条裙子。", "蓝色的裙子，气质优雅。"]]  # the middle one leaves out 蓝色
+    asked = []
+
+    def likelihoods(_, pools):  # the model would love the middle one
+        asked.append(pools)
+        return [[0.0 if text == "一条裙子。" else -5.0 for text in found] for found in pools]
+
+    weights = {"coverage": 1.0, "likelihood": 10.0}
+    assert choose(pool, rows, CHECKS, weights, {}, likelihoods) == [pool[0][1]]
+    assert asked.pop() == pool  # no shortlist: every candidate is scored
+    assert choose(pool, rows, CHECKS, {**weights, "shortlist": 2}, {}, likelihoods) == [pool[0][0]]
+    assert asked.pop() == [[pool[0][0], pool[0][2]]]  # the two best by coverage, in their order

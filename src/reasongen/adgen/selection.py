@@ -12,6 +12,7 @@ met controls, minus penalties for each fault a reader would reject, counted by t
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -109,23 +110,46 @@ FAULTS = ("hallucination", "attribute_hallucination", "unlisted_detail", "produc
 
 
 def select(candidates: Sequence[str], row: Mapping[str, Any], checks: Checks, weights: Mapping[str, float],
-           said: Counter[str] | None = None, likelihood: Sequence[float] | None = None) -> str:
+           said: Counter[str] | None = None, likelihood: Sequence[float | None] | None = None) -> str:
     """The best candidate for row (ties: the earliest). weights: mbr, coverage, hallucination, violation, aspect,
-    keywords, length; likelihood (times the model's mean token log-probability of each candidate, when given);
-    reuse (times the share of a candidate's clauses that texts chosen before said: `said`, clause -> times).
-    All zero picks the first candidate, i.e. plain decoding."""
+    keywords, length (base_scores); likelihood (times the model's mean token log-probability of each candidate,
+    when given: None for one left off the shortlist, which is not chosen); reuse (times the share of a candidate's
+    clauses that texts chosen before said: `said`, clause -> times). All zero picks the first candidate, i.e.
+    plain decoding."""
+    return pick(candidates, base_scores(candidates, row, checks, weights), weights, said, likelihood)
+
+
+def base_scores(candidates: Sequence[str], row: Mapping[str, Any], checks: Checks,
+                weights: Mapping[str, float]) -> list[float]:
+    """Each candidate's consensus (MBR) and rule score: what decides the shortlist the model scores."""
     if not candidates:
-        return ""
+        return []
     pairs = parse_content(row["content"])
     agreement = consensus(candidates) if weights.get("mbr", 0.0) else [0.0] * len(candidates)
-    scores = [weights.get("mbr", 0.0) * agreement[i] + rule_score(text, pairs, row, checks, weights)
-              for i, text in enumerate(candidates)]
+    return [weights.get("mbr", 0.0) * agreement[i] + rule_score(text, pairs, row, checks, weights)
+            for i, text in enumerate(candidates)]
+
+
+def pick(candidates: Sequence[str], scores: Sequence[float], weights: Mapping[str, float],
+         said: Counter[str] | None, likelihood: Sequence[float | None] | None) -> str:
+    """The candidate with the best base score + likelihood - reuse (see select)."""
+    if not candidates:
+        return ""
+    total = list(scores)
     if likelihood is not None and weights.get("likelihood", 0.0):
-        scores = [score + weights["likelihood"] * value for score, value in zip(scores, likelihood, strict=True)]
+        total = [score + weights["likelihood"] * value if value is not None else -math.inf
+                 for score, value in zip(total, likelihood, strict=True)]
     if said and weights.get("reuse", 0.0):
-        scores = [score - weights["reuse"] * reused_share(text, said) for score, text in zip(scores, candidates,
-                                                                                             strict=True)]
-    return candidates[max(range(len(candidates)), key=lambda i: (scores[i], -i))]
+        total = [score - weights["reuse"] * reused_share(text, said) for score, text in zip(total, candidates,
+                                                                                           strict=True)]
+    return candidates[max(range(len(candidates)), key=lambda i: (total[i], -i))]
+
+
+def shortlist(scores: Sequence[float], size: int) -> list[int]:
+    """The positions of the `size` best scores (all when size is 0), in their order."""
+    if not size or size >= len(scores):
+        return list(range(len(scores)))
+    return sorted(sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:size])
 
 
 def clause_keys(text: str) -> list[str]:
@@ -258,10 +282,17 @@ def choose(
     if any(repair_options.values()):
         candidates = [[repair(text, row, checks, repair_options) for text in found]
                       for found, row in zip(candidates, rows, strict=True)]
-    scored = likelihoods(rows, candidates) if likelihoods and selection.get("likelihood") else [None] * len(rows)
+    bases = [base_scores(found, row, checks, selection) for found, row in zip(candidates, rows, strict=True)]
+    scored: list[list[float | None] | None] = [None] * len(rows)
+    if likelihoods and selection.get("likelihood"):  # the model scores each row's shortlist, in one batch
+        listed = [shortlist(base, int(selection.get("shortlist") or 0)) for base in bases]
+        values = likelihoods(rows, [[found[i] for i in positions] for found, positions in zip(candidates, listed,
+                                                                                              strict=True)])
+        scored = [[dict(zip(positions, found_values, strict=True)).get(i) for i in range(len(found))]
+                  for found, positions, found_values in zip(candidates, listed, values, strict=True)]
     chosen: list[str] = []
     said: Counter[str] = Counter()  # the clauses of the texts chosen so far: a catalogue does not repeat itself
-    for found, row, likelihood in zip(candidates, rows, scored, strict=True):
-        chosen.append(select(found, row, checks, selection, said, likelihood))
+    for found, base, likelihood in zip(candidates, bases, scored, strict=True):
+        chosen.append(pick(found, base, selection, said, likelihood))
         said.update(clause_keys(chosen[-1]))
     return chosen

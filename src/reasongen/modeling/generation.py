@@ -210,7 +210,7 @@ def left_pad(sequences: list[list[int]], pad_id: int, device) -> tuple[torch.Ten
 
 
 def mean_log_likelihoods(model, tokenizer, pairs: Sequence[tuple[str, str]], max_source_length: int | None,
-                         max_target_length: int, *, prompt_end: str = "", batch_size: int = 128) -> list[float]:
+                         max_target_length: int, *, prompt_end: str = "", batch_size: int = 64) -> list[float]:
     """Per (prompt, text): the model's mean log-probability of the text's tokens and its end after the prompt, as
     training encodes them (encode_example). One forward pass per batch of similar length, right-padded; a prompt
     learning model's virtual tokens are left out of the logits (they come first)."""
