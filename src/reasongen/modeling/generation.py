@@ -221,9 +221,10 @@ def mean_log_likelihoods(model, tokenizer, pairs: Sequence[tuple[str, str]], max
     found = [0.0] * len(pairs)
     with torch.inference_mode():
         for batch in length_batches([len(e["input_ids"]) for e in encoded], batch_size):
-            padded = {key: tensor.to(device) for key, tensor in collate([encoded[i] for i in batch]).items()}
-            labels, width = padded["labels"], padded["labels"].shape[1]
-            logits = model(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"]).logits
+            padded = _widened(collate([encoded[i] for i in batch]), multiple=32)
+            labels, width = padded["labels"].to(device), padded["labels"].shape[1]
+            logits = model(input_ids=padded["input_ids"].to(device), attention_mask=padded["attention_mask"].to(device),
+                           use_cache=False).logits
             targets = labels[:, 1:]
             scored = targets != IGNORE_INDEX
             predicted = logits[:, -width:-1][scored]  # the text's positions only: the prompt's are not scored
@@ -233,3 +234,11 @@ def mean_log_likelihoods(model, tokenizer, pairs: Sequence[tuple[str, str]], max
             for i, value in zip(batch, (sums / scored.sum(-1).clamp(min=1)).tolist(), strict=True):
                 found[i] = value
     return found
+
+
+def _widened(padded: dict[str, torch.Tensor], multiple: int) -> dict[str, torch.Tensor]:
+    """A right-padded batch padded further to a width that is a multiple of `multiple` (masked, label ignored):
+    the CPU kernels keep scratch memory for every input shape they meet, and one width per batch took gigabytes."""
+    extra = -padded["labels"].shape[1] % multiple
+    fill = {"labels": IGNORE_INDEX, "attention_mask": 0}
+    return {key: torch.nn.functional.pad(tensor, (0, extra), value=fill.get(key, 0)) for key, tensor in padded.items()}
