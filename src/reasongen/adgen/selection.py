@@ -7,7 +7,9 @@ coverage has to come from generation (the decoding constraints steer towards unn
 
 Selection is minimum-Bayes-risk decoding with a reranker on top: each candidate earns its mean character
 BLEU-4 against the other candidates (the text most others agree with), plus bonuses for attribute coverage and
-met controls, minus penalties for each fault a reader would reject, counted by the metrics' own definitions.
+met controls, minus penalties for each fault a reader would reject, counted by the metrics' own definitions; then
+plus the model's own likelihood of the candidate (`likelihood`, from the caller: the generator) and minus the share
+of its clauses that the texts chosen before it in the same call said (`reuse`: a catalogue does not repeat itself).
 """
 
 from __future__ import annotations
