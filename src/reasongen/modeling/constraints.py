@@ -284,7 +284,7 @@ class CharNgramBlock(_GeneratedText):
                     longer = text + self.chars[token_id]
                     if any(seen[gram] for gram in self._counts(longer[max(0, len(text) - self.n + 1) :])):
                         longer_blocked.append((row, torch.tensor([token_id])))
-        return _scattered(scores, longer_blocked, -float("inf"), add=False)
+        return _scattered(scores, longer_blocked, -float("inf"), add=False, copy=False)
 
 
 class MentionBias(_GeneratedText):
@@ -319,10 +319,11 @@ class MentionBias(_GeneratedText):
 
 
 def _scattered(scores: torch.FloatTensor, found: Sequence[tuple[int, torch.Tensor]], value: float,
-               add: bool) -> torch.FloatTensor:
-    """A copy of scores with value set at (add=False) or added to (add=True) each row's ids, in one indexed write
-    for the whole batch (a write per row costs more than the lookups); each row's ids are distinct."""
-    scores = scores.clone()
+               add: bool, copy: bool = True) -> torch.FloatTensor:
+    """scores (a copy unless copy=False: a processor's own copy already) with value set at (add=False) or added to
+    (add=True) each row's ids, in one indexed write for the whole batch (a write per row costs more than the
+    lookups); each row's ids are distinct."""
+    scores = scores.clone() if copy else scores
     found = [(row, ids) for row, ids in found if len(ids)]
     if found:
         rows = torch.cat([torch.full((len(ids),), row, dtype=torch.long) for row, ids in found]).to(scores.device)
