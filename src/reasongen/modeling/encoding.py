@@ -27,7 +27,7 @@ def encode_example(
     tokenizer,
     prompt: str,
     target: str,
-    max_source_length: int,
+    max_source_length: int | None,
     max_target_length: int,
     loss_on_prompt: bool,
     prompt_end: str = "",

@@ -214,7 +214,7 @@ def mean_log_likelihoods(model, tokenizer, pairs: Sequence[tuple[str, str]], max
     """Per (prompt, text): the model's mean log-probability of the text's tokens and its end after the prompt, as
     training encodes them (encode_example). One forward pass per batch of similar length, right-padded; a prompt
     learning model's virtual tokens are left out of the logits (they come first)."""
-    encoded = [encode_example(tokenizer, prompt, text, max_source_length or 10**9, max_target_length, False,
+    encoded = [encode_example(tokenizer, prompt, text, max_source_length, max_target_length, False,
                               prompt_end) for prompt, text in pairs]
     collate = PadCollator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
     device = next(model.parameters()).device
