@@ -13,7 +13,7 @@ reasongen.metrics.text_quality.repeated_phrases hit: a clause (split on every pu
 case without punctuation, 3+ characters) said twice; a character 4-gram three or more times in the text (garment
 nouns aside: naming the product thrice is fine); a 3-gram three times inside one clause (牛仔裤是牛仔裤的牛仔裤);
 a unit of 2-4 characters twice in a row or again after 又/也/还/更 (镂空镂空, 显瘦又显瘦, but 一丝一丝); a word as its
-own modifier (显瘦的显瘦); a two-character word max(5, length / 25) times (设计, garment nouns and the input's values
+own modifier (显瘦的显瘦); a two-character word max(4, length / 25) times (设计, garment nouns and the input's values
 aside)."""
 
 _KWARGS = """predictions: list of generated texts; contents: the input attribute strings (optional: a word of the
