@@ -39,7 +39,7 @@ def variants(default: dict[str, Any], published: dict[str, Any]) -> dict[str, di
     found["default - fault penalties"] = {**default, "selection": {
         key: value for key, value in default["selection"].items() if key in ("mbr", "coverage", "aspect",
                                                                              "keywords", "length")}}
-    for weight in ("mbr", "likelihood", "reuse"):
+    for weight in ("mbr", "evidence", "likelihood", "reuse"):
         found[f"default - {weight}"] = {**default, "selection": {**default["selection"], weight: 0.0}}
     found["default - retrieve_edit"] = {**default, "retrieve_edit": {"neighbours": 0}}
     return found

@@ -97,3 +97,12 @@ def test_the_likelihood_weight_picks_the_text_the_model_finds_likelier(generator
     for weight, expected in ((0.0, texts[0][0]), (100.0, likely)):  # weight 0: ties go to the first candidate
         chosen = generator.choose(row, texts, use_controls=False, selection={"likelihood": weight}, repair={})
         assert chosen == [expected]
+
+
+def test_neighbour_texts_are_the_summaries_of_the_most_similar_training_products(generator):
+    generator.train_texts = [{"content": "类型#裙*颜色#蓝色*风格#清新", "summary": "清新的蓝色裙子。"},
+                             {"content": "类型#裤*颜色#白色", "summary": "白色的裤子。"},
+                             {"content": "类型#裙*颜色#红色", "summary": "红色的裙子。"}]
+    # best overlap first; a product sharing no attribute with the input is no evidence about it
+    assert generator.neighbour_texts(ROWS, 2) == [["清新的蓝色裙子。", "红色的裙子。"], ["白色的裤子。"]]
+    assert generator.neighbour_texts(ROWS, 0) == [[], []]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reasongen import metrics
-from reasongen.adgen.selection import Checks, choose, clauses, consensus, faults, repair, select
+from reasongen.adgen.selection import Checks, choose, clauses, consensus, evidence_scores, faults, repair, select
 from reasongen.metrics.text_checks import sentence_bleu4
 from reasongen.modeling.generation import generate_candidates, generate_texts
 from reasongen.text.attributes import parse_content
@@ -175,3 +175,28 @@ def test_the_model_scores_only_the_shortlist_and_never_picks_beyond_it():
     assert asked.pop() == pool  # no shortlist: every candidate is scored
     assert choose(pool, rows, CHECKS, {**weights, "shortlist": 2}, {}, likelihoods) == [pool[0][0]]
     assert asked.pop() == [[pool[0][0], pool[0][2]]]  # the two best by coverage, in their order
+
+
+def test_evidence_is_the_mean_bleu_against_human_texts_without_the_best_match():
+    human = ["蓝色雪纺裙，清新显瘦。", "这条蓝色雪纺裙很显瘦。", "雪纺面料轻盈飘逸。"]
+    candidates = [human[0], "蓝色雪纺裙，清新又显瘦。", "今天天气不错啊"]
+    got = evidence_scores(candidates, human)
+    own = sorted(sentence_bleu4(candidates[0], text) for text in human)
+    assert got[0] == pytest.approx(sum(own[:-1]) / 2)  # its own source (BLEU 1) is left out
+    assert got[2] < min(got[:2])  # nothing like what the copywriters wrote
+    assert evidence_scores(candidates, human[:1]) == [0.0] * 3  # too little evidence to leave one out
+
+
+def test_the_evidence_weight_picks_the_candidate_closest_to_what_copywriters_wrote():
+    rows = [{"content": "类型#裙*颜色#蓝色"}]
+    pool = [["蓝色的裙子，好看的裙子。", "蓝色的裙子，清新又显瘦。"]]
+    human = [["这条蓝色的裙子清新显瘦。", "蓝色的裙子，清新又显瘦，很百搭。", "一条清新显瘦的蓝色裙子。"]]
+    asked = []
+
+    def evidence():
+        asked.append(True)
+        return human
+
+    assert choose(pool, rows, CHECKS, {"coverage": 1.0}, {}, evidence=evidence) == [pool[0][0]]
+    assert not asked  # weight 0: the neighbours are not even looked up
+    assert choose(pool, rows, CHECKS, {"coverage": 1.0, "evidence": 1.0}, {}, evidence=evidence) == [pool[0][1]]

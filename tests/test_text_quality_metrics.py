@@ -90,7 +90,8 @@ def test_unlisted_details_leave_what_the_input_licenses(text, content):
     ("面料亲肤透气", "类型#裙*颜色#蓝色", [("细节", "亲肤"), ("细节", "透气")]),
     ("露出纤细的脚踝", "类型#裤*颜色#白色", [("细节", "脚踝")]),
     ("露出精致的锁骨", "类型#上衣*颜色#黄色", [("细节", "锁骨")]),
-    ("四颗金属扣，搭配薄款内衬", "类型#上衣*衣样式#外套", [("细节", "金属扣"), ("细节", "内衬")]),
+    ("四颗金属扣，薄款内衬", "类型#上衣*衣样式#外套", [("细节", "内衬"), ("细节", "金属")]),
+    ("精致金属纽扣装饰", "类型#上衣*衣款式#纽扣", [("细节", "金属")]),  # the input's buttons, not metal ones
 ])
 def test_unlisted_details_include_details_no_key_records(text, content, expected):
     assert unlisted_details(text, parse_content(content), LEXICON) == expected
@@ -374,6 +375,7 @@ def test_a_word_worn_out_is_a_repeat_the_input_allows_a_little_more_of():
     ("肩带各有两个纽扣和，秀气又朦胧。", ["和"]),
     ("穿着舒适的同时。也会有极佳的显瘦效果。", ["同时"]),
     ("高腰的设计能够，拉长比例，搭配短靴和。", ["能够", "和"]),
+    ("西装总给人一种“”的感觉，干练利落。", ["“”"]),  # found by reading: a hole where the data removed a name
 ])
 def test_cut_off_clauses_are_found(text, cut):
     from reasongen.metrics.text_quality import cut_off_clauses
@@ -386,6 +388,7 @@ def test_cut_off_clauses_are_found(text, cut):
     "不同的是，这款毛衣更加柔软。",
     "颜色温柔和，整体造型更加亲和。",  # 柔和, 亲和 are adjectives
     "大胆的撞色，毫不违和，这款休闲裤当仁不让。",
+    "西装总给人一种“干练”的感觉。",  # a quotation with words inside
 ])
 def test_cut_off_leaves_complete_clauses(text):
     from reasongen.metrics.text_quality import cut_off_clauses

@@ -75,10 +75,8 @@ class Generator:
             raise UserError(f"generation.retrieve_edit.neighbours={neighbours} needs the training texts beside the "
                             f"model ({model_io.TRAIN_TEXTS_FILE}, written by the finetune stage); this model has "
                             "none: set generation.retrieve_edit.neighbours=0")
-        if self._bank is None:
-            self._bank = ClauseBank(self.train_texts, self.checks.value_lexicon)
-        seed = int(cfg.get("seed", 0))
-        return [self._bank.candidates(row, self.checks, neighbours, seed) for row in _targets(rows, use_controls)]
+        bank, seed = self._clause_bank(), int(cfg.get("seed", 0))
+        return [bank.candidates(row, self.checks, neighbours, seed) for row in _targets(rows, use_controls)]
 
     def constraints(self, rows: list[dict[str, Any]], spec: dict[str, Any] | None) -> ProcessorsFor | None:
         """The decoding constraints for rows (None: none configured). spec: mention_bonus (a logit bonus for
@@ -122,8 +120,24 @@ class Generator:
         """One text per row from its candidates, by the configured selection and repair. Without controls the
         rows' aspect / length requests are not the model's to meet, so selection ignores them."""
         cfg = {**self.generation, **overrides}
+        count = int((cfg.get("selection") or {}).get("evidence_texts") or 0)
         return choose(candidates, _targets(rows, use_controls), self.checks, cfg.get("selection"), cfg.get("repair"),
-                      likelihoods=lambda _, found: self.likelihoods(rows, found, use_controls))
+                      likelihoods=lambda _, found: self.likelihoods(rows, found, use_controls),
+                      evidence=lambda: self.neighbour_texts(rows, count))
+
+    def neighbour_texts(self, rows: list[dict[str, Any]], count: int) -> list[list[str]]:
+        """The human texts of the `count` training products whose attributes overlap each row's most (selection's
+        evidence); none without training texts or with count 0."""
+        if not count or not self.train_texts:
+            return [[] for _ in rows]
+        bank = self._clause_bank()
+        return [[bank.rows[position]["summary"] for position in bank.retrieval.ranked({"content": row["content"]},
+                                                                                      count)] for row in rows]
+
+    def _clause_bank(self) -> ClauseBank:
+        if self._bank is None:
+            self._bank = ClauseBank(self.train_texts, self.checks.value_lexicon)
+        return self._bank
 
     def likelihoods(self, rows: list[dict[str, Any]], candidates: Sequence[Sequence[str]],
                     use_controls: bool = True) -> list[list[float]]:

@@ -8,7 +8,9 @@ coverage has to come from generation (the decoding constraints steer towards unn
 Selection is minimum-Bayes-risk decoding with a reranker on top: each candidate earns its mean character
 BLEU-4 against the other candidates (the text most others agree with), plus bonuses for attribute coverage and
 met controls, minus penalties for each fault a reader would reject, counted by the metrics' own definitions; then
-plus the model's own likelihood of the candidate (`likelihood`, from the caller: the generator) and minus the share
+plus its mean BLEU-4 against the human texts of the most similar training products (`evidence`: MBR whose
+evidence is what copywriters wrote, not only what the model sampled), plus the model's own likelihood of the
+candidate (`likelihood`, from the caller: the generator) and minus the share
 of its clauses that the texts chosen before it in the same call said (`reuse`: a catalogue does not repeat itself).
 """
 
@@ -73,6 +75,24 @@ def _consensus(candidates: tuple[str, ...]) -> tuple[float, ...]:
                  for i, text in enumerate(candidates))
 
 
+def evidence_scores(candidates: Sequence[str], evidence: Sequence[str]) -> list[float]:
+    """Each candidate's mean BLEU-4 against the evidence texts (human texts of the training products most like the
+    input: how a copywriter tends to write about such a product), leaving out its best match, which for a
+    retrieve-and-edit candidate is the text it was edited from; 0 for all with fewer than two evidence texts."""
+    return list(_evidence_scores(tuple(candidates), tuple(evidence)))
+
+
+@lru_cache(maxsize=8192)  # the decoding ablation scores the same candidates again
+def _evidence_scores(candidates: tuple[str, ...], evidence: tuple[str, ...]) -> tuple[float, ...]:
+    if len(evidence) < 2:
+        return (0.0,) * len(candidates)
+    found = []
+    for text in candidates:
+        scores = [sentence_bleu4(text, other) for other in evidence]
+        found.append((sum(scores) - max(scores)) / (len(scores) - 1))
+    return tuple(found)
+
+
 def faults(text: str, pairs: Attributes, checks: Checks) -> dict[str, int]:
     """What a reader would reject in text, counted by the metrics' definitions: hallucination (the narrow keys),
     attribute_hallucination (any key the input lists), unlisted_detail (a known value of a key the input does not
@@ -112,24 +132,31 @@ FAULTS = ("hallucination", "attribute_hallucination", "unlisted_detail", "produc
 
 
 def select(candidates: Sequence[str], row: Mapping[str, Any], checks: Checks, weights: Mapping[str, float],
-           said: Counter[str] | None = None, likelihood: Sequence[float | None] | None = None) -> str:
-    """The best candidate for row (ties: the earliest). weights: mbr, coverage, hallucination, violation, aspect,
-    keywords, length (base_scores); likelihood (times the model's mean token log-probability of each candidate,
-    when given: None for one left off the shortlist, which is not chosen); reuse (times the share of a candidate's
-    clauses that texts chosen before said: `said`, clause -> times). All zero picks the first candidate, i.e.
-    plain decoding."""
-    return pick(candidates, base_scores(candidates, row, checks, weights), weights, said, likelihood)
+           said: Counter[str] | None = None, likelihood: Sequence[float | None] | None = None,
+           evidence: Sequence[str] = ()) -> str:
+    """The best candidate for row (ties: the earliest). weights: mbr, evidence, coverage, hallucination, violation,
+    aspect, keywords, length (base_scores); likelihood (times the model's mean token log-probability of each
+    candidate, when given: None for one left off the shortlist, which is not chosen); reuse (times the share of a
+    candidate's clauses that texts chosen before said: `said`, clause -> times). All zero picks the first
+    candidate, i.e. plain decoding."""
+    return pick(candidates, base_scores(candidates, row, checks, weights, evidence), weights, said, likelihood)
 
 
 def base_scores(candidates: Sequence[str], row: Mapping[str, Any], checks: Checks,
-                weights: Mapping[str, float]) -> list[float]:
-    """Each candidate's consensus (MBR) and rule score: what decides the shortlist the model scores."""
+                weights: Mapping[str, float], evidence: Sequence[str] = ()) -> list[float]:
+    """Each candidate's consensus (MBR: `mbr` times its agreement with the other candidates, `evidence` times its
+    agreement with the evidence texts, see evidence_scores) and rule score: what decides the shortlist the model
+    scores."""
     if not candidates:
         return []
     pairs = parse_content(row["content"])
-    agreement = consensus(candidates) if weights.get("mbr", 0.0) else [0.0] * len(candidates)
-    return [weights.get("mbr", 0.0) * agreement[i] + rule_score(text, pairs, row, checks, weights)
-            for i, text in enumerate(candidates)]
+    scores = [rule_score(text, pairs, row, checks, weights) for text in candidates]
+    if weights.get("mbr", 0.0):
+        scores = [score + weights["mbr"] * value for score, value in zip(scores, consensus(candidates), strict=True)]
+    if weights.get("evidence", 0.0) and evidence:
+        scores = [score + weights["evidence"] * value
+                  for score, value in zip(scores, evidence_scores(candidates, evidence), strict=True)]
+    return scores
 
 
 def pick(candidates: Sequence[str], scores: Sequence[float], weights: Mapping[str, float],
@@ -276,15 +303,19 @@ def choose(
     selection: Mapping[str, float] | None,
     repair_options: Mapping[str, bool] | None,
     likelihoods: Likelihoods | None = None,
+    evidence: Callable[[], Sequence[Sequence[str]]] | None = None,
 ) -> list[str]:
     """One text per row: repair every candidate (when repair is on), then select among the repaired ones, so that
     what the rules, the length bucket and the model's likelihood judge is the text that will be served. Rows are
-    chosen in order, each knowing the clauses of the texts chosen before it (the `reuse` weight)."""
+    chosen in order, each knowing the clauses of the texts chosen before it (the `reuse` weight). evidence: each
+    row's evidence texts (evidence_scores), asked for only when the `evidence` weight is on."""
     selection, repair_options = dict(selection or {}), dict(repair_options or {})  # a plain dict: read per candidate
     if any(repair_options.values()):
         candidates = [[repair(text, row, checks, repair_options) for text in found]
                       for found, row in zip(candidates, rows, strict=True)]
-    bases = [base_scores(found, row, checks, selection) for found, row in zip(candidates, rows, strict=True)]
+    texts = evidence() if evidence and selection.get("evidence") else [()] * len(rows)
+    bases = [base_scores(found, row, checks, selection, shown)
+             for found, row, shown in zip(candidates, rows, texts, strict=True)]
     scored: list[list[float | None] | None] = [None] * len(rows)
     if likelihoods and selection.get("likelihood"):  # the model scores each row's shortlist, in one batch
         listed = [shortlist(base, int(selection.get("shortlist") or 0)) for base in bases]

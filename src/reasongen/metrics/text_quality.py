@@ -173,7 +173,7 @@ UNGIVEN_DETAILS: Mapping[str, tuple[str, ...]] = {
     **dict.fromkeys(("门襟",), ("门襟", "开襟", "排扣")),
     **dict.fromkeys(("假两件", "两件套"), ("两件",)),
     **dict.fromkeys(("内衬", "里衬", "衬里"), ("内衬", "里衬")),
-    **dict.fromkeys(("金属扣", "金属纽扣"), ("金属",)),
+    **dict.fromkeys(("金属",), ("金属",)),  # 金属纽扣 too: an input's 纽扣 is masked, so the phrase is the metal
     **dict.fromkeys(("口袋", "贴袋", "插袋", "斜插袋"), ("袋", "兜")),
     **dict.fromkeys(("拉链",), ("拉链",)),
     **dict.fromkeys(("亲肤", "透气", "吸湿", "排汗", "抗皱", "耐磨", "不起球"), ("材质",)),
@@ -344,10 +344,14 @@ def known_values(value_lexicon: Mapping[str, Sequence[str]], pairs: Attributes =
 _CUT_BEFORE_ANY = re.compile(r"((?<![柔温暖平随缓祥谐融总调亲违])和|(?<![参给])与|以及|(?<![即])将|(?<![天大])使得|"
                              r"(?<!不)让|把|被|对于|不仅|能够的?|一下子就)[，。！？；,.!?;]")
 _CUT_BEFORE_STOP = re.compile(r"(的是|同时|而且|并且|但是|因为|所以)[。！？.!?]")
+# Quotation marks with nothing inside: the data set removed a name there (西装总给人一种“”的感觉).
+_EMPTY_QUOTES = re.compile(r"(“\s*”|\"\s*\"|「\s*」)")
 
 
 def cut_off_clauses(text: str) -> list[str]:
     """The clauses of text that end on a word needing a continuation (_CUT_BEFORE_ANY, or _CUT_BEFORE_STOP before a
-    full stop), each with that ending word; empty: every clause is complete as far as these words tell."""
+    full stop), each with that ending word, and empty quotation marks (a hole where a name was); empty: every
+    clause is complete as far as these words tell."""
     lowered = text.lower()
-    return [match.group(1) for pattern in (_CUT_BEFORE_ANY, _CUT_BEFORE_STOP) for match in pattern.finditer(lowered)]
+    return [match.group(1) for pattern in (_CUT_BEFORE_ANY, _CUT_BEFORE_STOP, _EMPTY_QUOTES)
+            for match in pattern.finditer(lowered)]
