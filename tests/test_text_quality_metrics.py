@@ -77,7 +77,7 @@ def test_unlisted_details_are_facts_the_shop_never_gave(text, content, expected)
     ("阔腿的版型很遮肉", "类型#裤*裤型#阔腿裤"),  # the stem of the input's own value
     ("纯棉面料亲肤透气", "类型#上衣*材质#棉"),  # a form of the input's own one-character value
     ("修饰下半身的比例", "类型#裙*颜色#蓝色"),  # 半身 (半身裙) inside an everyday word
-    ("棉花糖一样柔软的手感", "类型#裙*颜色#蓝色"),  # 棉 alone is no material claim
+    ("棉花糖一样甜美可爱", "类型#裙*颜色#蓝色"),  # 棉 alone is no material claim
 ])
 def test_unlisted_details_leave_what_the_input_licenses(text, content):
     assert unlisted_details(text, parse_content(content), LEXICON) == []
@@ -88,6 +88,7 @@ def test_unlisted_details_leave_what_the_input_licenses(text, content):
     ("同时门襟的下方有一行英文字母印花", "类型#上衣*图案#印花", [("细节", "门襟")]),
     ("假两件的设计，层次丰富", "类型#上衣*衣样式#衬衫", [("细节", "假两件")]),
     ("面料亲肤透气", "类型#裙*颜色#蓝色", [("细节", "亲肤"), ("细节", "透气")]),
+    ("手感柔软细腻，弹力十足", "类型#裤*颜色#浅蓝色", [("细节", "弹力"), ("细节", "手感")]),
     ("露出纤细的脚踝", "类型#裤*颜色#白色", [("细节", "脚踝")]),
     ("露出精致的锁骨", "类型#上衣*颜色#黄色", [("细节", "锁骨")]),
     ("四颗金属扣，薄款内衬", "类型#上衣*衣样式#外套", [("细节", "内衬"), ("细节", "金属")]),
@@ -224,6 +225,11 @@ def test_noun_fits_categories():
     ("搭配圆领t恤更显活力", "类型#裤*裤型#阔腿裤", []),  # the t恤's collar
     ("圆领上衣搭配半身裙", "类型#裙*裙长#半身裙*裙领型#圆领", []),  # the input lists a collar: a set
     ("圆领设计", "类型#裤*裤长#连体裤", []),  # a jumpsuit has a collar
+    ("这一款裙子采用圆领设计，翻边的裤脚十分休闲", "类型#裙*裙领型#圆领", ["裤脚"]),  # found by reading
+    ("宽松的裤腿很休闲", "类型#上衣*衣样式#卫衣", ["裤腿"]),
+    ("宽松的裤腿很休闲", "类型#裤*裤型#阔腿裤", []),  # trousers have legs
+    ("裙裤的裤腿很宽松", "类型#裙*裙型#裙裤", []),  # so do culottes
+    ("搭配一条裤脚微喇的牛仔裤", "类型#上衣*衣样式#衬衫", []),  # the other garment's hem
 ])
 def test_incompatible_parts(text, content, expected):
     assert [value for _, value in incompatible_parts(text, parse_content(content), LEXICON)] == expected

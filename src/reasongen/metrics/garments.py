@@ -248,6 +248,9 @@ def product_type_mismatches(text: str, pairs: Attributes) -> list[str]:
 PART_KEYS = ("衣领型", "裙领型", "衣袖长", "裙袖长", "衣袖型", "裙袖型")
 _HAS_UPPER_BODY = ("连体裤", "连衣裤", "背带", "连衣裙", "吊带")
 GENERIC_PART_VALUES = frozenset({"收口"})  # 收口 is any gathered edge (a waistband, a hem), not only a cuff
+# Parts only trousers have (found by reading: 翻遍的裤脚 on a skirt); an input value with 裤 (裙裤, 连体裤) has them.
+TROUSER_PARTS = ("裤脚", "裤腿", "裤管")
+TROUSER_PART_KEY = "裤部件"
 
 
 def lower_body_only(pairs: Attributes) -> bool:
@@ -297,10 +300,12 @@ def _present(lowered: str, value_index: tuple[dict[str, list[tuple[str, str]]], 
 def incompatible_parts(text: str, pairs: Attributes, value_lexicon: Mapping[str, Sequence[str]]
                        ) -> list[tuple[str, str]]:
     """(key, value) of the collar and sleeve values (PART_KEYS' known values) that text gives to a product that
-    has neither (lower_body_only), outside suggestions of another garment (other_garment_spans): 经典的圆领 on
-    trousers, not 搭配圆领t恤."""
-    if not lower_body_only(pairs):
-        return []
-    candidates = [(key, value) for key in PART_KEYS for value in value_lexicon.get(key, ())
-                  if len(value) > 1 and value not in GENERIC_PART_VALUES]
-    return find_values(text, candidates, other_garment_spans(text))
+    has neither (lower_body_only), and of the trouser parts (TROUSER_PARTS) it gives to a product no input value
+    calls trousers, outside suggestions of another garment (other_garment_spans): 经典的圆领 on trousers or 翻边的
+    裤脚 on a skirt, not 搭配圆领t恤."""
+    candidates = [(TROUSER_PART_KEY, part) for part in TROUSER_PARTS] if not any(
+        "裤" in value for _, value in pairs) else []
+    if lower_body_only(pairs):
+        candidates += [(key, value) for key in PART_KEYS for value in value_lexicon.get(key, ())
+                       if len(value) > 1 and value not in GENERIC_PART_VALUES]
+    return find_values(text, candidates, other_garment_spans(text)) if candidates else []

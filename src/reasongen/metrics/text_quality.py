@@ -176,7 +176,8 @@ UNGIVEN_DETAILS: Mapping[str, tuple[str, ...]] = {
     **dict.fromkeys(("金属",), ("金属",)),  # 金属纽扣 too: an input's 纽扣 is masked, so the phrase is the metal
     **dict.fromkeys(("口袋", "贴袋", "插袋", "斜插袋"), ("袋", "兜")),
     **dict.fromkeys(("拉链",), ("拉链",)),
-    **dict.fromkeys(("亲肤", "透气", "吸湿", "排汗", "抗皱", "耐磨", "不起球"), ("材质",)),
+    **dict.fromkeys(("亲肤", "亲和肌肤", "透气", "吸湿", "排汗", "抗皱", "耐磨", "不起球", "手感", "弹力", "弹性"),
+                    ("材质",)),
     **dict.fromkeys(("脚踝",), ("裤长", "裙长", "衣长", "脚口")),
     **dict.fromkeys(("锁骨",), ("领", "肩", "吊带", "抹胸")),
 }
