@@ -41,13 +41,17 @@ def encode_example(
 
 
 class PadCollator:
-    """Right-pads a batch; attention mask 0 and label -100 on padding."""
+    """Right-pads a batch; attention mask 0 and label -100 on padding. pad_to_multiple_of rounds the width up: the
+    CPU kernels keep scratch memory for every input shape they meet, and a new width per batch took gigabytes when
+    scoring many candidates."""
 
-    def __init__(self, pad_token_id: int):
+    def __init__(self, pad_token_id: int, pad_to_multiple_of: int = 1):
         self.pad_token_id = pad_token_id
+        self.pad_to_multiple_of = pad_to_multiple_of
 
     def __call__(self, batch: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
         width = max(len(example["input_ids"]) for example in batch)
+        width += -width % self.pad_to_multiple_of
 
         def pad(values: list[int], fill: int) -> list[int]:
             return values + [fill] * (width - len(values))

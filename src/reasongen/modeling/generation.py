@@ -216,12 +216,13 @@ def mean_log_likelihoods(model, tokenizer, pairs: Sequence[tuple[str, str]], max
     learning model's virtual tokens are left out of the logits (they come first)."""
     encoded = [encode_example(tokenizer, prompt, text, max_source_length, max_target_length, False,
                               prompt_end) for prompt, text in pairs]
-    collate = PadCollator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+    collate = PadCollator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+                          pad_to_multiple_of=32)
     device = next(model.parameters()).device
     found = [0.0] * len(pairs)
     with torch.inference_mode():
         for batch in length_batches([len(e["input_ids"]) for e in encoded], batch_size):
-            padded = _widened(collate([encoded[i] for i in batch]), multiple=32)
+            padded = collate([encoded[i] for i in batch])
             labels, width = padded["labels"].to(device), padded["labels"].shape[1]
             logits = model(input_ids=padded["input_ids"].to(device), attention_mask=padded["attention_mask"].to(device),
                            use_cache=False).logits
@@ -235,10 +236,3 @@ def mean_log_likelihoods(model, tokenizer, pairs: Sequence[tuple[str, str]], max
                 found[i] = value
     return found
 
-
-def _widened(padded: dict[str, torch.Tensor], multiple: int) -> dict[str, torch.Tensor]:
-    """A right-padded batch padded further to a width that is a multiple of `multiple` (masked, label ignored):
-    the CPU kernels keep scratch memory for every input shape they meet, and one width per batch took gigabytes."""
-    extra = -padded["labels"].shape[1] % multiple
-    fill = {"labels": IGNORE_INDEX, "attention_mask": 0}
-    return {key: torch.nn.functional.pad(tensor, (0, extra), value=fill.get(key, 0)) for key, tensor in padded.items()}
