@@ -12,8 +12,8 @@ PACKAGE = SRC / "reasongen"
 
 # Lowest first. A module may import modules of its own layer or of a lower one, never of a higher one.
 LAYERS = (
-    ("reasongen.paths", "reasongen.io", "reasongen.seeding", "reasongen.threads", "reasongen.config",
-     "reasongen.overrides", "reasongen.errors"),  # plumbing
+    ("reasongen.paths", "reasongen.io", "reasongen.seeding", "reasongen.threads", "reasongen.processes",
+     "reasongen.config", "reasongen.overrides", "reasongen.errors"),  # plumbing
     ("reasongen.rows", "reasongen.sources", "reasongen.runs", "reasongen.tracking", "reasongen.serving",
      "reasongen.text"),  # services
     ("reasongen.modeling",),  # task-free models: data, training, PEFT, I/O, generation, tokenizers

@@ -49,7 +49,7 @@ def test_bleu_matches_nltk_called_directly():
 def test_the_written_out_bleu_is_nltks_on_random_texts():
     import random
 
-    from reasongen.metrics.text_checks import sentence_bleu4
+    from reasongen.metrics.text_checks import sentence_bleu4, sentence_bleu4_both_ways
 
     rng = random.Random(0)
     alphabet = "红色连衣裙雪纺面料显瘦，。"  # few characters: many shared n-grams, and orders without a match
@@ -58,6 +58,8 @@ def test_the_written_out_bleu_is_nltks_on_random_texts():
         ref = "".join(rng.choices(alphabet, k=rng.randint(1, 30)))
         expected = sentence_bleu([list(ref)], list(pred), smoothing_function=SmoothingFunction().method3)
         assert sentence_bleu4(pred, ref) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+        # MBR's pair: both directions from one count of the shared n-grams
+        assert sentence_bleu4_both_ways(pred, ref) == (sentence_bleu4(pred, ref), sentence_bleu4(ref, pred))
 
 
 def test_bleu_hand_worked():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from reasongen import metrics
@@ -200,3 +202,23 @@ def test_the_evidence_weight_picks_the_candidate_closest_to_what_copywriters_wro
     assert choose(pool, rows, CHECKS, {"coverage": 1.0}, {}, evidence=evidence) == [pool[0][0]]
     assert not asked  # weight 0: the neighbours are not even looked up
     assert choose(pool, rows, CHECKS, {"coverage": 1.0, "evidence": 1.0}, {}, evidence=evidence) == [pool[0][1]]
+
+
+def test_choose_over_several_processes_chooses_what_one_process_chooses(monkeypatch):
+    from reasongen import processes
+
+    colours = LEXICON["颜色"]
+    rows = [{"content": f"类型#裙*颜色#{colours[i % 3]}"} for i in range(3 * processes.MIN_ITEMS_PER_WORKER)]
+    pool = [[f"{colours[(i + k) % 3]}的裙子，穿着舒适{'' if k else '，最好看'}。" for k in range(3)]
+            + [f"{colours[i % 3]}的裙子，气质优雅，第{i}款。"] for i in range(len(rows))]
+    weights = {**ALL_RULES, "mbr": 1.0, "reuse": 1.0}
+    monkeypatch.setenv("REASONGEN_THREADS", "1")
+    one = choose(pool, rows, CHECKS, weights, DROP_ALL)
+    monkeypatch.setenv("REASONGEN_THREADS", "3")
+    assert set(processes.fork_map(_pid, rows)) - {os.getpid()}  # rows this many go to forked workers
+    assert choose(pool, rows, CHECKS, weights, DROP_ALL) == one
+    assert len(set(one)) > 3  # a real choice per row (repair, rules, reuse), not one text
+
+
+def _pid(_: object) -> int:
+    return os.getpid()

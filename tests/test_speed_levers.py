@@ -120,3 +120,46 @@ def test_training_attention_is_eager_on_cpu_and_reaches_inside_a_peft_wrapper(mo
     assert model.config._attn_implementation == "eager"
     ids = torch.randint(0, 50, (2, 8))
     assert torch.isfinite(wrapped(input_ids=ids, labels=ids).loss)
+
+
+def test_nucleus_sample_decodes_every_mth_row_greedily_and_draws_the_others_as_alone():
+    scores = torch.randn(12, 300, generator=torch.Generator().manual_seed(1)) * 3
+    ids = torch.zeros(12, 1, dtype=torch.long)
+    sampled = torch.arange(12) % 3 != 2
+    torch.manual_seed(0)
+    merged = NucleusSample(0.7, within=16, greedy_every=3)(ids, scores)
+    torch.manual_seed(0)
+    alone = NucleusSample(0.7, within=16)(ids[sampled], scores[sampled])
+    assert torch.equal(merged[sampled], alone)  # the same draws from the same seed
+    assert torch.equal(merged[~sampled].argmax(-1), scores[~sampled].argmax(-1))
+    assert torch.equal(torch.isfinite(merged).sum(-1), torch.ones(12, dtype=torch.long))
+
+
+def test_the_greedy_text_decoded_with_the_samples_is_the_greedy_decoding(tiny_model, bpe_tokenizer):
+    from reasongen.modeling import generation
+
+    model = tiny_model("gpt2", bpe_tokenizer).eval()
+    prompts = ["类型#裙*颜色#蓝色", "类型#裤*颜色#白色*风格#休闲", "类型#上衣"]
+    cfg = {"max_new_tokens": 12, "do_sample": True, "top_p": 0.9, "temperature": 1.0, "seed": 3, "batch_size": 4,
+           "num_candidates": 2, "include_greedy": True}
+    assert generation.draws_itself(cfg)
+    merged = generation.generate_candidates(model, bpe_tokenizer, prompts, cfg, progress=False)
+    samples = generation._decode_all(model, bpe_tokenizer, prompts, cfg, 2, "", False)
+    greedy = generation._decode_all(model, bpe_tokenizer, prompts, {**cfg, "do_sample": False}, 1, "", False)
+    assert merged == [drawn + best for drawn, best in zip(samples, greedy, strict=True)]
+    assert len({text for found in merged for text in found}) > len(prompts)  # sampled, not all one text
+
+
+def _pid(_: int) -> int:
+    return os.getpid()
+
+
+def test_fork_map_keeps_the_order_and_uses_other_processes():
+    from reasongen import processes
+
+    items = list(range(3 * processes.MIN_ITEMS_PER_WORKER))
+    assert processes.fork_map(lambda x: x * x, items, workers=3) == [x * x for x in items]
+    pids = processes.fork_map(_pid, items, workers=3)
+    assert len(set(pids)) >= 2 and os.getpid() not in pids  # the pool hands chunks to whichever worker is free
+    assert set(processes.fork_map(_pid, items[:10], workers=3)) == {os.getpid()}  # too few to pay for a fork
+    assert set(processes.fork_map(_pid, items, workers=1)) == {os.getpid()}

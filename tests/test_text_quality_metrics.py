@@ -93,6 +93,8 @@ def test_unlisted_details_leave_what_the_input_licenses(text, content):
     ("露出精致的锁骨", "类型#上衣*颜色#黄色", [("细节", "锁骨")]),
     ("四颗金属扣，薄款内衬", "类型#上衣*衣样式#外套", [("细节", "内衬"), ("细节", "金属")]),
     ("精致金属纽扣装饰", "类型#上衣*衣款式#纽扣", [("细节", "金属")]),  # the input's buttons, not metal ones
+    ("这款男士短裤，尽显型男魅力", "类型#裤*裤长#短裤", [("细节", "型男"), ("细节", "男士")]),
+    ("黑色与黄色两色可选", "类型#上衣*颜色#黑色*颜色#黄色", [("细节", "色可选")]),
 ])
 def test_unlisted_details_include_details_no_key_records(text, content, expected):
     assert unlisted_details(text, parse_content(content), LEXICON) == expected
@@ -105,6 +107,7 @@ def test_unlisted_details_include_details_no_key_records(text, content, expected
     ("圆领设计露出锁骨", "类型#上衣*衣领型#圆领"),  # the neckline given
     ("两侧的斜插袋很实用", "类型#裤*裤款式#口袋"),  # pockets given
     ("可以搭配一条假两件的裙子", "类型#上衣*衣样式#衬衫"),  # a pairing suggestion describes the other garment
+    ("宽松的男友风衬衫", "类型#上衣*版型#宽松*衣样式#衬衫"),  # the boyfriend cut: a women's style
 ])
 def test_details_no_key_records_stand_where_the_input_licenses_them(text, content):
     assert unlisted_details(text, parse_content(content), LEXICON) == []

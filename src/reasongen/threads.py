@@ -18,15 +18,18 @@ def passive_waiting() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def fit_threads() -> int:
-    """Set torch's intra-op threads to REASONGEN_THREADS or OMP_NUM_THREADS when given, else to the cores this
-    process may use; returns the number set."""
-    import torch
-
+def usable_cores() -> int:
+    """REASONGEN_THREADS or OMP_NUM_THREADS when given, else the cores this process may use."""
     asked = os.environ.get("REASONGEN_THREADS") or os.environ.get("OMP_NUM_THREADS")
     if asked and asked.isdigit() and int(asked) > 0:
-        threads = int(asked)
-    else:
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return int(asked)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def fit_threads() -> int:
+    """Set torch's intra-op threads to usable_cores(); returns the number set."""
+    import torch
+
+    threads = usable_cores()
     torch.set_num_threads(threads)
     return threads

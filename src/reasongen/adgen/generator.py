@@ -19,6 +19,7 @@ from reasongen.metrics.text_quality import hallucination_candidates, unlisted_ca
 from reasongen.modeling import model_io
 from reasongen.modeling.constraints import CharNgramBlock, MentionBias, StringBan, TokenIndex
 from reasongen.modeling.generation import ProcessorsFor, generate_candidates, mean_log_likelihoods
+from reasongen.processes import fork_map
 from reasongen.rows import is_missing
 from reasongen.text.attributes import parse_content, values
 from reasongen.text.controls import LENGTH_BUCKETS, aspect_lexicon, decoder_bans
@@ -75,8 +76,8 @@ class Generator:
             raise UserError(f"generation.retrieve_edit.neighbours={neighbours} needs the training texts beside the "
                             f"model ({model_io.TRAIN_TEXTS_FILE}, written by the finetune stage); this model has "
                             "none: set generation.retrieve_edit.neighbours=0")
-        bank, seed = self._clause_bank(), int(cfg.get("seed", 0))
-        return [bank.candidates(row, self.checks, neighbours, seed) for row in _targets(rows, use_controls)]
+        bank, seed, checks = self._clause_bank(), int(cfg.get("seed", 0)), self.checks
+        return fork_map(lambda row: bank.candidates(row, checks, neighbours, seed), _targets(rows, use_controls))
 
     def constraints(self, rows: list[dict[str, Any]], spec: dict[str, Any] | None) -> ProcessorsFor | None:
         """The decoding constraints for rows (None: none configured). spec: mention_bonus (a logit bonus for

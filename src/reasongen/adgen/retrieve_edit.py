@@ -92,17 +92,25 @@ class _Editor:
         given = list(dict.fromkeys(values(pairs)))
         # a clause may name only known values that the input's own values contain
         self.allowed = frozenset(v for v in bank.known if any(v in value for value in given))
-        self.wanted = given + [word for word in row.get("keywords") or () if word not in given]
+        self.wanted = given + [word for word in dict.fromkeys(row.get("keywords") or ()) if word not in given]
         self.aspect = row.get("aspect")
         self.latin_allowed = bank.latin_known | {word for value in self.wanted
                                                   for word in _LATIN_WORD.findall(value.lower())}
         self._clean: dict[int, bool] = {}
+        self._holds: dict[int, int] = {}  # clause position -> bit k set when it contains wanted[k]
 
     def clean(self, position: int) -> bool:
         if position not in self._clean:
             self._clean[position] = (self.bank.names[position] <= self.allowed
                                      and self.fits(self.bank.clauses[position]))
         return self._clean[position]
+
+    def holds(self, position: int) -> int:
+        """The wanted words a clause contains, as bits (found once: one input borrows from the same clauses often)."""
+        if position not in self._holds:
+            clause = self.bank.clauses[position]
+            self._holds[position] = sum(1 << k for k, word in enumerate(self.wanted) if word in clause)
+        return self._holds[position]
 
     def fits(self, clause: str) -> bool:
         """Whether a human clause may stand in this input's text: no rule broken (STRICT), no other product's
@@ -140,11 +148,11 @@ class _Editor:
     def _borrow(self, positions: list[int], parts: list[str]) -> str | None:
         """A clean clause among positions that names the most wanted words the text lacks (ties: by chance)."""
         text = "".join(parts)
-        lacking = [word for word in self.wanted if word not in text]
+        lacking = sum(1 << k for k, word in enumerate(self.wanted) if word not in text)
         options = list(dict.fromkeys(positions))
         self.rng.shuffle(options)
         # most gain first; only then the (costly) clean check, until one passes
-        options.sort(key=lambda i: -sum(word in self.bank.clauses[i] for word in lacking))
+        options.sort(key=lambda i: -(self.holds(i) & lacking).bit_count())
         for i in options:
             if self.bank.clauses[i] not in parts and self.clean(i):
                 return self.bank.clauses[i].rstrip(_ENDS) + "，"

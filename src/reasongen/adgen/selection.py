@@ -25,7 +25,12 @@ from functools import lru_cache
 from typing import Any
 
 from reasongen.metrics.garments import incompatible_parts, product_type_mismatches
-from reasongen.metrics.text_checks import hallucinated_values, sentence_bleu4, value_coverage
+from reasongen.metrics.text_checks import (
+    hallucinated_values,
+    sentence_bleu4,
+    sentence_bleu4_both_ways,
+    value_coverage,
+)
 from reasongen.metrics.text_quality import (
     attribute_hallucinations,
     bare_attribute_clause,
@@ -37,6 +42,7 @@ from reasongen.metrics.text_quality import (
     unlisted_details,
     value_forms,
 )
+from reasongen.processes import fork_map
 from reasongen.text.attributes import Attributes, parse_content, values
 from reasongen.text.controls import detect_aspects, find_violations, length_bucket
 
@@ -71,8 +77,13 @@ def _consensus(candidates: tuple[str, ...]) -> tuple[float, ...]:
     n = len(candidates)
     if n < 2:
         return (0.0,) * n
-    return tuple(sum(sentence_bleu4(text, other) for j, other in enumerate(candidates) if j != i) / (n - 1)
-                 for i, text in enumerate(candidates))
+    totals = [0.0] * n  # each pair's matches once; each row still sums its scores in the others' order
+    for i in range(n):
+        for j in range(i + 1, n):
+            forward, backward = sentence_bleu4_both_ways(candidates[i], candidates[j])
+            totals[i] += forward
+            totals[j] += backward
+    return tuple(total / (n - 1) for total in totals)
 
 
 def evidence_scores(candidates: Sequence[str], evidence: Sequence[str]) -> list[float]:
@@ -310,22 +321,27 @@ def choose(
     chosen in order, each knowing the clauses of the texts chosen before it (the `reuse` weight). evidence: each
     row's evidence texts (evidence_scores), asked for only when the `evidence` weight is on."""
     selection, repair_options = dict(selection or {}), dict(repair_options or {})  # a plain dict: read per candidate
-    if any(repair_options.values()):
-        candidates = [[repair(text, row, checks, repair_options) for text in found]
-                      for found, row in zip(candidates, rows, strict=True)]
     texts = evidence() if evidence and selection.get("evidence") else [()] * len(rows)
-    bases = [base_scores(found, row, checks, selection, shown)
-             for found, row, shown in zip(candidates, rows, texts, strict=True)]
+
+    def repaired_and_scored(index: int) -> tuple[list[str], list[float]]:
+        found, row = candidates[index], rows[index]
+        if any(repair_options.values()):
+            found = [repair(text, row, checks, repair_options) for text in found]
+        return found, base_scores(found, row, checks, selection, texts[index])
+
+    # each row's repair and rule scores are its own: over the cores (the likelihoods below are torch's)
+    done = fork_map(repaired_and_scored, range(len(rows)))
+    repaired, bases = [found for found, _ in done], [base for _, base in done]
     scored: list[list[float | None] | None] = [None] * len(rows)
     if likelihoods and selection.get("likelihood"):  # the model scores each row's shortlist, in one batch
         listed = [shortlist(base, int(selection.get("shortlist") or 0)) for base in bases]
-        values = likelihoods(rows, [[found[i] for i in positions] for found, positions in zip(candidates, listed,
-                                                                                              strict=True)])
+        values = likelihoods(rows, [[found[i] for i in positions]
+                                    for found, positions in zip(repaired, listed, strict=True)])
         scored = [[dict(zip(positions, found_values, strict=True)).get(i) for i in range(len(found))]
-                  for found, positions, found_values in zip(candidates, listed, values, strict=True)]
+                  for found, positions, found_values in zip(repaired, listed, values, strict=True)]
     chosen: list[str] = []
     said: Counter[str] = Counter()  # the clauses of the texts chosen so far: a catalogue does not repeat itself
-    for found, base, likelihood in zip(candidates, bases, scored, strict=True):
+    for found, base, likelihood in zip(repaired, bases, scored, strict=True):
         chosen.append(pick(found, base, selection, said, likelihood))
         said.update(clause_keys(chosen[-1]))
     return chosen

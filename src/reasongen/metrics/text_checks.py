@@ -18,20 +18,40 @@ def sentence_bleu4(prediction: str, reference: str) -> float:
     selection's MBR scores every candidate against every other: each text's n-grams are counted once."""
     if not prediction or not reference:
         return 0.0
-    hypothesis, ref = _ngram_counts(prediction), _ngram_counts(reference)
+    return _bleu_from_matches(_matches(prediction, reference), len(prediction), len(reference))
+
+
+def sentence_bleu4_both_ways(first: str, second: str) -> tuple[float, float]:
+    """(sentence_bleu4(first, second), sentence_bleu4(second, first)): the clipped n-gram matches are the same
+    both ways, so MBR counts them once per pair."""
+    if not first or not second:
+        return 0.0, 0.0
+    matched = _matches(first, second)
+    return (_bleu_from_matches(matched, len(first), len(second)),
+            _bleu_from_matches(matched, len(second), len(first)))
+
+
+def _matches(first: str, second: str) -> list[int]:
+    """Clipped matches of each n-gram order, 1 to 4 (symmetric: the smaller count of each shared n-gram)."""
+    found = []
+    for ours, theirs in zip(_ngram_counts(first), _ngram_counts(second), strict=True):
+        shared = ours.keys() & theirs.keys()
+        found.append(sum(map(min, map(ours.__getitem__, shared), map(theirs.__getitem__, shared))))
+    return found
+
+
+def _bleu_from_matches(matched: Sequence[int], length: int, reference_length: int) -> float:
+    if matched[0] == 0:
+        return 0.0
     logs, halvings = [], 1
     for order in range(4):
-        total = max(1, len(prediction) - order)  # NLTK's denominator: at least 1
-        ours, theirs = hypothesis[order], ref[order]
-        matched = sum(min(ours[gram], theirs[gram]) for gram in ours.keys() & theirs.keys())
-        if matched == 0 and order == 0:
-            return 0.0
-        if matched == 0:  # method3 (NIST): 1 / (2^k * denominator) for the k-th order without a match
+        total = max(1, length - order)  # NLTK's denominator: at least 1
+        if matched[order] == 0:  # method3 (NIST): 1 / (2^k * denominator) for the k-th order without a match
             precision, halvings = 1 / (2**halvings * total), halvings + 1
         else:
-            precision = matched / total
+            precision = matched[order] / total
         logs.append(0.25 * math.log(precision))
-    brevity = 1.0 if len(prediction) > len(reference) else math.exp(1 - len(reference) / len(prediction))
+    brevity = 1.0 if length > reference_length else math.exp(1 - reference_length / length)
     return brevity * math.exp(math.fsum(logs))
 
 

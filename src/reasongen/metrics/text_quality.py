@@ -166,7 +166,8 @@ def attribute_hallucinations(
 
 
 # Details that no key of the schema records, so no lexicon knows them, yet a text that states one claims a fact the
-# shop never gave (read in the sample report: a placket, a mock two-piece, a lining, metal buttons, "breathable"):
+# shop never gave (read in the sample report: a placket, a mock two-piece, a lining, metal buttons, "breathable",
+# a men's product, colour options):
 # each phrase -> what in the input's keys or values licenses it. A fabric's feel needs a 材质, a length shown off
 # (露出脚踝) a length key, a bared collarbone a neckline or a bare shoulder, a pocket or a zip its own value.
 UNGIVEN_DETAILS: Mapping[str, tuple[str, ...]] = {
@@ -180,6 +181,10 @@ UNGIVEN_DETAILS: Mapping[str, tuple[str, ...]] = {
                     ("材质",)),
     **dict.fromkeys(("脚踝",), ("裤长", "裙长", "衣长", "脚口")),
     **dict.fromkeys(("锁骨",), ("领", "肩", "吊带", "抹胸")),
+    # no key records who wears it, and most products are women's: a men's product is another product (男友风, the
+    # boyfriend cut, is a women's style and stays)
+    **dict.fromkeys(("男士", "男性", "男生", "男人", "男孩", "男童", "男款", "男装", "型男", "潮男"), ("男",)),
+    **dict.fromkeys(("色可选", "色可供"), ("可选",)),  # colour options: the input describes one product
 }
 UNGIVEN_KEY = "细节"  # the key those phrases are reported under
 

@@ -3,7 +3,7 @@ of given texts (a reranking feature)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import groupby
 from typing import Any
 
@@ -61,10 +61,14 @@ def generate_candidates(
         return []
     # without sampling every decoding of a prompt is the same text: make it once
     n = max(1, int(generation_cfg.get("num_candidates", 1))) if generation_cfg.get("do_sample") else 1
+    already_greedy = not generation_cfg.get("do_sample") and generation_cfg.get("num_beams", 1) == 1
+    greedy_too = bool(generation_cfg.get("include_greedy")) and not already_greedy
+    if greedy_too and draws_itself(generation_cfg):  # the greedy text as one more row of the sampling call
+        return _decode_all(model, tokenizer, prompts, generation_cfg, n, prompt_end, progress, processors,
+                           greedy_row=True)
     found: list[list[str]] = [[] for _ in prompts]
     runs = [(generation_cfg, n)]
-    already_greedy = not generation_cfg.get("do_sample") and generation_cfg.get("num_beams", 1) == 1
-    if generation_cfg.get("include_greedy") and not already_greedy:
+    if greedy_too:
         runs.append(({**generation_cfg, "do_sample": False, "num_beams": 1}, 1))
     for cfg, count in runs:
         for index, texts in enumerate(_decode_all(model, tokenizer, prompts, cfg, count, prompt_end, progress,
@@ -74,14 +78,19 @@ def generate_candidates(
 
 
 def _decode_all(model, tokenizer, prompts: Sequence[str], generation_cfg: dict[str, Any], count: int,
-                prompt_end: str, progress: bool, processors: ProcessorsFor | None = None) -> list[list[str]]:
-    """`count` texts per prompt with one decoding setting, batched by prompt length, in input order."""
+                prompt_end: str, progress: bool, processors: ProcessorsFor | None = None,
+                greedy_row: bool = False) -> list[list[str]]:
+    """`count` texts per prompt with one decoding setting, batched by prompt length, in input order; with
+    greedy_row (sampling that NucleusSample draws: draws_itself) one more row per prompt, the greedy text, last.
+    The batches hold the same prompts either way, so the samples are the ones the call without it draws."""
     device = next(model.parameters()).device
     per_batch = max(1, int(generation_cfg.get("batch_size", 16)) // count)
     kwargs = {key: generation_cfg[key] for key in GENERATE_KEYS if key in generation_cfg}
     if not kwargs.get("do_sample"):
         kwargs = {k: v for k, v in kwargs.items() if k not in ("top_p", "temperature", "top_k")}
-    kwargs, warpers = nucleus_warpers(kwargs)
+    if greedy_row:
+        count += 1
+    kwargs, warpers = nucleus_warpers(kwargs, greedy_every=count if greedy_row else 0)
     torch.manual_seed(int(generation_cfg.get("seed", 0)))
     max_source = generation_cfg.get("max_source_length")
     encoded = [encode_prompt(tokenizer, prompt, max_source, prompt_end) for prompt in prompts]
@@ -145,9 +154,25 @@ class NucleusSample(TopP):
     generate, told not to sample, takes it. The draw is among the `within` most likely tokens (rows whose nucleus
     is wider draw over the whole vocabulary): generate's torch.multinomial over every token of every row cost a
     fifth of a decoding step. The tokens TopP keeps, drawn with their renormalised probabilities, as generate
-    draws them; another random stream, so not the same texts for a seed."""
+    draws them; another random stream, so not the same texts for a seed. With greedy_every=m, every m-th row
+    (the last of each prompt's m) takes its most likely token instead: the greedy text decoded in the same call
+    (temperature and top-k before this keep the most likely token); the other rows draw as they would alone."""
+
+    def __init__(self, top_p: float, within: int = 64, greedy_every: int = 0):
+        super().__init__(top_p, within)
+        self.greedy_every = greedy_every
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if not self.greedy_every:
+            return self._draw(input_ids, scores)
+        greedy = torch.arange(scores.shape[0], device=scores.device) % self.greedy_every == self.greedy_every - 1
+        chosen = torch.full_like(scores, -float("inf"))
+        chosen[~greedy] = self._draw(input_ids[~greedy], scores[~greedy])
+        rows = greedy.nonzero().flatten()
+        chosen[rows, scores[rows].argmax(-1)] = 0.0
+        return chosen
+
+    def _draw(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         k = min(self.within, scores.shape[-1])
         top, ids = scores.softmax(-1).topk(k, dim=-1)
         keep = (top.cumsum(-1) - top) < self.top_p  # as TopP: the tokens more likely than one hold < top_p
@@ -160,13 +185,19 @@ class NucleusSample(TopP):
         return torch.full_like(scores, -float("inf")).scatter_(-1, choice, 0.0)
 
 
-def nucleus_warpers(kwargs: dict[str, Any]) -> tuple[dict[str, Any], list[LogitsProcessor]]:
-    """(generate's kwargs without temperature / top-k / top-p and without sampling, those as processors that run
-    after the constraints, in transformers' order, the last one drawing the token: NucleusSample): generate would
-    otherwise sort the whole vocabulary for top-p and draw over all of it per step. Unchanged kwargs and no
-    processors when top-p is off or the decoding does not sample."""
+def draws_itself(kwargs: Mapping[str, Any]) -> bool:
+    """Whether the decoding samples with top-p and one beam, which NucleusSample draws instead of generate."""
     top_p = kwargs.get("top_p")
-    if not kwargs.get("do_sample") or kwargs.get("num_beams", 1) > 1 or top_p is None or top_p >= 1.0:
+    return bool(kwargs.get("do_sample")) and kwargs.get("num_beams", 1) == 1 and top_p is not None and top_p < 1.0
+
+
+def nucleus_warpers(kwargs: dict[str, Any], greedy_every: int = 0) -> tuple[dict[str, Any], list[LogitsProcessor]]:
+    """(generate's kwargs without temperature / top-k / top-p and without sampling, those as processors that run
+    after the constraints, in transformers' order, the last one drawing the token: NucleusSample, greedy for every
+    greedy_every-th row when given): generate would otherwise sort the whole vocabulary for top-p and draw over
+    all of it per step. Unchanged kwargs and no processors unless draws_itself."""
+    top_p = kwargs.get("top_p")
+    if not draws_itself(kwargs):
         return kwargs, []
     temperature, top_k = kwargs.get("temperature", 1.0), kwargs.get("top_k")
     # generate decodes greedily over NucleusSample's draw
@@ -177,7 +208,7 @@ def nucleus_warpers(kwargs: dict[str, Any]) -> tuple[dict[str, Any], list[Logits
         warpers.append(TemperatureLogitsWarper(temperature))
     if top_k:  # transformers applies top-k before top-p
         warpers.append(TopKLogitsWarper(top_k))
-    return rest, [*warpers, NucleusSample(top_p)]
+    return rest, [*warpers, NucleusSample(top_p, greedy_every=greedy_every)]
 
 
 def static_cache(model) -> dict[str, str]:
