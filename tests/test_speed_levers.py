@@ -163,3 +163,12 @@ def test_fork_map_keeps_the_order_and_uses_other_processes():
     assert len(set(pids)) >= 2 and os.getpid() not in pids  # the pool hands chunks to whichever worker is free
     assert set(processes.fork_map(_pid, items[:10], workers=3)) == {os.getpid()}  # too few to pay for a fork
     assert set(processes.fork_map(_pid, items, workers=1)) == {os.getpid()}
+
+
+def test_a_server_of_a_small_model_decodes_on_one_thread_unless_told(monkeypatch):
+    monkeypatch.delenv("REASONGEN_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert threads.serving_threads(1_900_000) == 1  # a request's few rows: waking a second thread costs more
+    assert threads.serving_threads(500_000_000) == threads.usable_cores() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("REASONGEN_THREADS", "3")
+    assert threads.serving_threads(1_900_000) == 3  # the user's choice stands

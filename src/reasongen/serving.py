@@ -210,10 +210,11 @@ def serve(model_uri: str, host: str, port: int, limits: Mapping[str, Any] | None
           trust_remote_code: bool = False) -> None:
     """`reasongen serve`: the registered pyfunc model on MLflow's scoring app (/invocations, /ping, /version) behind
     the Guard. limits: changes to the registered ones; trust_remote_code: let the model folder's own code run."""
+    import torch
     import uvicorn
     from mlflow.pyfunc import scoring_server
 
-    from reasongen import tracking
+    from reasongen import threads, tracking
 
     tracking.configure()
     registered = tracking.load_pyfunc(model_uri, trust_remote_code=trust_remote_code, limits=limits)
@@ -221,7 +222,10 @@ def serve(model_uri: str, host: str, port: int, limits: Mapping[str, Any] | None
     effective = check_limits(config.get("limits") or {}, config.get("generation") or {"max_new_tokens": 1})
     app = Guard(scoring_server.init(registered), effective.get("max_body_bytes"),
                 [spec.name for spec in registered.metadata.get_params_schema().params])
-    print(f"serving {model_uri} on http://{host}:{port}/invocations with limits {effective}", flush=True)
+    model = registered.unwrap_python_model().generator.model
+    torch.set_num_threads(threads.serving_threads(sum(weight.numel() for weight in model.parameters())))
+    print(f"serving {model_uri} on http://{host}:{port}/invocations with limits {effective}, "
+          f"{torch.get_num_threads()} torch thread(s) (REASONGEN_THREADS sets them)", flush=True)
     # a bounded graceful shutdown: SIGTERM ends the server even while a request is still generating
     uvicorn.run(app, host=host, port=port, timeout_graceful_shutdown=10, log_level="warning")
 

@@ -18,12 +18,30 @@ def passive_waiting() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def usable_cores() -> int:
-    """REASONGEN_THREADS or OMP_NUM_THREADS when given, else the cores this process may use."""
+def asked_threads() -> int | None:
+    """The thread count the user set (REASONGEN_THREADS, else OMP_NUM_THREADS), or None."""
     asked = os.environ.get("REASONGEN_THREADS") or os.environ.get("OMP_NUM_THREADS")
-    if asked and asked.isdigit() and int(asked) > 0:
-        return int(asked)
+    return int(asked) if asked and asked.isdigit() and int(asked) > 0 else None
+
+
+def usable_cores() -> int:
+    """asked_threads() when given, else the cores this process may use."""
+    asked = asked_threads()
+    if asked:
+        return asked
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+# A served request decodes a handful of rows. Below this size a model's ops on them are too small to share out:
+# with two sleeping threads (PASSIVE) each op waits for a wake-up (a one-product request of the default model took
+# 869 ms against 540 ms on one thread), and with spinning ones another process on a core slows every op (1.6-4.8 s).
+SMALL_MODEL_PARAMETERS = 20_000_000
+
+
+def serving_threads(parameters: int) -> int:
+    """Torch threads for a server of a model with `parameters` weights: asked_threads() when given, one for a small
+    model, else usable_cores()."""
+    return asked_threads() or (1 if parameters < SMALL_MODEL_PARAMETERS else usable_cores())
 
 
 def fit_threads() -> int:
