@@ -4,6 +4,7 @@ follows the user's setting, and `auto` precision follows the device."""
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 import torch
@@ -154,12 +155,17 @@ def _pid(_: int) -> int:
     return os.getpid()
 
 
+def _pid_slowly(_: int) -> int:
+    time.sleep(0.01)  # long enough that one worker cannot take every chunk before the others start
+    return os.getpid()
+
+
 def test_fork_map_keeps_the_order_and_uses_other_processes():
     from reasongen import processes
 
     items = list(range(3 * processes.MIN_ITEMS_PER_WORKER))
     assert processes.fork_map(lambda x: x * x, items, workers=3) == [x * x for x in items]
-    pids = processes.fork_map(_pid, items, workers=3)
+    pids = processes.fork_map(_pid_slowly, items, workers=3)
     assert len(set(pids)) >= 2 and os.getpid() not in pids  # the pool hands chunks to whichever worker is free
     assert set(processes.fork_map(_pid, items[:10], workers=3)) == {os.getpid()}  # too few to pay for a fork
     assert set(processes.fork_map(_pid, items, workers=1)) == {os.getpid()}

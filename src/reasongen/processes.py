@@ -5,6 +5,7 @@ the parent's objects (the clause bank, the lexicon) without pickling them; only 
 from __future__ import annotations
 
 import multiprocessing
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -19,12 +20,13 @@ _JOB: tuple[Callable[[Any], Any], Sequence[Any]] | None = None  # what the forke
 
 def fork_map(function: Callable[[Item], Result], items: Sequence[Item], workers: int | None = None) -> list[Result]:
     """[function(item) for item in items], in order, split into contiguous chunks over `workers` forked processes
-    (default: usable_cores). Serial with one worker, with few items, where fork is unavailable, or inside a worker.
+    (default: usable_cores). Serial with one worker, with few items, off Linux (fork is unsafe on macOS and absent on
+    Windows), in a daemonic process (which may not have children), or inside a worker.
     function must not use torch (a forked child must not touch the parent's OpenMP pool) and must be
     deterministic per item: a worker's caches and random state die with it."""
     global _JOB
     workers = min(workers or usable_cores(), len(items) // MIN_ITEMS_PER_WORKER)
-    if workers < 2 or _JOB is not None or "fork" not in multiprocessing.get_all_start_methods():
+    if workers < 2 or _JOB is not None or not _can_fork():
         return [function(item) for item in items]
     bounds = [(len(items) * k // workers, len(items) * (k + 1) // workers) for k in range(workers)]
     _JOB = (function, items)
@@ -34,6 +36,10 @@ def fork_map(function: Callable[[Item], Result], items: Sequence[Item], workers:
     finally:
         _JOB = None
     return [result for part in parts for result in part]
+
+
+def _can_fork() -> bool:
+    return sys.platform.startswith("linux") and not multiprocessing.current_process().daemon
 
 
 def _run_chunk(bounds: tuple[int, int]) -> list[Any]:
