@@ -222,3 +222,25 @@ def test_choose_over_several_processes_chooses_what_one_process_chooses(monkeypa
 
 def _pid(_: object) -> int:
     return os.getpid()
+
+
+def test_the_models_own_candidates_vote_but_are_not_published_unless_asked():
+    rows = [{"content": "类型#裙*颜色#蓝色"}]
+    best = "蓝色的裙子，清新显瘦。"
+    pool = [[best, best, "这条蓝色裙子清新。", "蓝色的裙子，清新又显瘦。"]]  # two model texts first, two edited
+    weights = {"coverage": 1.0, "mbr": 1.0, "likelihood": 1.0}
+    asked = []
+
+    def likelihoods(_, pools):
+        asked.append(pools)
+        return [[0.0] * len(found) for found in pools]
+
+    assert choose(pool, rows, CHECKS, weights, {}, likelihoods, voters=[2]) == [best]  # publish_samples: default
+    published = choose(pool, rows, CHECKS, {**weights, "publish_samples": False}, {}, likelihoods, voters=[2])
+    # not a model text, and the one its two votes agree with most (the other edited text shares less with them)
+    assert published == [pool[0][3]]
+    assert asked.pop() == [pool[0][2:]]  # the model scores only what may be published
+    without_votes = choose([pool[0][2:]], rows, CHECKS, {**weights, "publish_samples": False}, {}, likelihoods)
+    assert consensus(pool[0])[3] > consensus(pool[0])[2] and without_votes == [pool[0][2]]  # the votes decided
+    only_model = choose([pool[0][:2]], rows, CHECKS, {**weights, "publish_samples": False}, {}, voters=[2])
+    assert only_model == [best]  # nothing else to publish: the model's text

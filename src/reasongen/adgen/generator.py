@@ -117,14 +117,15 @@ class Generator:
         return build
 
     def choose(self, rows: list[dict[str, Any]], candidates: list[list[str]], use_controls: bool = True,
-               **overrides: Any) -> list[str]:
+               voters: Sequence[int] | None = None, **overrides: Any) -> list[str]:
         """One text per row from its candidates, by the configured selection and repair. Without controls the
-        rows' aspect / length requests are not the model's to meet, so selection ignores them."""
+        rows' aspect / length requests are not the model's to meet, so selection ignores them. voters: how many of
+        each row's first candidates are the model's own (selection.publish_samples decides whether they may win)."""
         cfg = {**self.generation, **overrides}
         count = int((cfg.get("selection") or {}).get("evidence_texts") or 0)
         return choose(candidates, _targets(rows, use_controls), self.checks, cfg.get("selection"), cfg.get("repair"),
                       likelihoods=lambda _, found: self.likelihoods(rows, found, use_controls),
-                      evidence=lambda: self.neighbour_texts(rows, count))
+                      evidence=lambda: self.neighbour_texts(rows, count), voters=voters)
 
     def neighbour_texts(self, rows: list[dict[str, Any]], count: int) -> list[list[str]]:
         """The human texts of the `count` training products whose attributes overlap each row's most (selection's
@@ -163,7 +164,7 @@ class Generator:
                  **overrides: Any) -> list[str]:
         found = self.candidates(rows, use_controls, progress, **overrides)
         edited = self.retrieved(rows, use_controls, **overrides)
-        return self.choose(rows, joined(found, edited), use_controls, **overrides)
+        return self.choose(rows, joined(found, edited), use_controls, [len(texts) for texts in found], **overrides)
 
 
 def _targets(rows: list[dict[str, Any]], use_controls: bool) -> list[dict[str, Any]]:

@@ -315,11 +315,14 @@ def choose(
     repair_options: Mapping[str, bool] | None,
     likelihoods: Likelihoods | None = None,
     evidence: Callable[[], Sequence[Sequence[str]]] | None = None,
+    voters: Sequence[int] | None = None,
 ) -> list[str]:
     """One text per row: repair every candidate (when repair is on), then select among the repaired ones, so that
     what the rules, the length bucket and the model's likelihood judge is the text that will be served. Rows are
     chosen in order, each knowing the clauses of the texts chosen before it (the `reuse` weight). evidence: each
-    row's evidence texts (evidence_scores), asked for only when the `evidence` weight is on."""
+    row's evidence texts (evidence_scores), asked for only when the `evidence` weight is on. voters: how many of
+    each row's first candidates (the model's own) only vote, when `publish_samples` is false: they count in the
+    consensus, but another candidate is chosen (and only those are scored by the model) unless there is none."""
     selection, repair_options = dict(selection or {}), dict(repair_options or {})  # a plain dict: read per candidate
     texts = evidence() if evidence and selection.get("evidence") else [()] * len(rows)
 
@@ -332,9 +335,13 @@ def choose(
     # each row's repair and rule scores are its own: over the cores (the likelihoods below are torch's)
     done = fork_map(repaired_and_scored, range(len(rows)))
     repaired, bases = [found for found, _ in done], [base for _, base in done]
+    if voters is not None and not selection.get("publish_samples", True):
+        bases = [[-math.inf] * count + base[count:] if count < len(base) else base
+                 for base, count in zip(bases, voters, strict=True)]
     scored: list[list[float | None] | None] = [None] * len(rows)
     if likelihoods and selection.get("likelihood"):  # the model scores each row's shortlist, in one batch
-        listed = [shortlist(base, int(selection.get("shortlist") or 0)) for base in bases]
+        listed = [[i for i in shortlist(base, int(selection.get("shortlist") or 0)) if base[i] > -math.inf]
+                  for base in bases]
         values = likelihoods(rows, [[found[i] for i in positions]
                                     for found, positions in zip(repaired, listed, strict=True)])
         scored = [[dict(zip(positions, found_values, strict=True)).get(i) for i in range(len(found))]
