@@ -47,7 +47,7 @@ def system_predictions(generator: Generator, evaluate_cfg: DictConfig, train: li
     say(f"retrieve-and-edit candidates for {len(test)} rows")
     edited = generator.retrieved(test, use_controls=use_controls)
     say(f"choosing among the candidates of {len(test)} rows: the configured decoding, then the ablation")
-    outputs = {"model": generator.choose(test, joined(found, edited), use_controls, [len(texts) for texts in found])}
+    outputs = {"model": generator.choose_pooled(test, found, edited, use_controls)}
     for name, spec in to_container(evaluate_cfg.decoding_ablation).items():
         pool, overrides = ablation_pool(found, edited, spec, bool(generator.generation["include_greedy"]))
         if pool is not None:

@@ -127,6 +127,11 @@ class Generator:
                       likelihoods=lambda _, found: self.likelihoods(rows, found, use_controls),
                       evidence=lambda: self.neighbour_texts(rows, count), voters=voters)
 
+    def choose_pooled(self, rows: list[dict[str, Any]], found: list[list[str]], edited: list[list[str]],
+                      use_controls: bool = True, **overrides: Any) -> list[str]:
+        """choose among each row's whole pool: the model's candidates (found, its voters) and the edited ones."""
+        return self.choose(rows, joined(found, edited), use_controls, [len(texts) for texts in found], **overrides)
+
     def neighbour_texts(self, rows: list[dict[str, Any]], count: int) -> list[list[str]]:
         """The human texts of the `count` training products whose attributes overlap each row's most (selection's
         evidence); none without training texts or with count 0."""
@@ -164,7 +169,7 @@ class Generator:
                  **overrides: Any) -> list[str]:
         found = self.candidates(rows, use_controls, progress, **overrides)
         edited = self.retrieved(rows, use_controls, **overrides)
-        return self.choose(rows, joined(found, edited), use_controls, [len(texts) for texts in found], **overrides)
+        return self.choose_pooled(rows, found, edited, use_controls, **overrides)
 
 
 def _targets(rows: list[dict[str, Any]], use_controls: bool) -> list[dict[str, Any]]:
