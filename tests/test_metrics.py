@@ -90,6 +90,24 @@ def test_rouge_matches_rouge_chinese_called_directly():
     assert got == pytest.approx(expected)
 
 
+def test_the_written_out_rouge_l_is_rouge_chineses_on_random_texts():
+    import random
+
+    from reasongen.metrics.text_checks import sentence_rouge_l
+
+    rng = random.Random(0)
+    # few words, said again and again (an LCS has many choices), punctuation, a space and Latin letters
+    words = ["红色", "连衣裙", "雪纺", "面料", "显瘦", "的", "，", "。", "v领", " ", "polo衫", "设计"]
+    for _ in range(300):
+        pred = "".join(rng.choices(words, k=rng.randint(1, 40)))
+        ref = "".join(rng.choices(words, k=rng.randint(1, 40)))
+        if not pred.strip() or not ref.strip():
+            continue
+        expected = Rouge().get_scores(" ".join(jieba.cut(pred)), " ".join(jieba.cut(ref)))[0]["rouge-l"]["f"]
+        assert sentence_rouge_l(pred, ref) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    assert sentence_rouge_l("", "红色连衣裙") == sentence_rouge_l("红色", " ") == 0.0
+
+
 def test_rouge_hand_worked_and_empty():
     assert list(jieba.cut("蓝色连衣裙")) == ["蓝色", "连衣裙"]  # the segmentation the numbers below assume
     # "蓝色" vs "蓝色 连衣裙": ROUGE-1 P=1, R=1/2, F=2/3; no bigram in the prediction: ROUGE-2 = 0;

@@ -8,7 +8,7 @@ import pytest
 
 from reasongen import metrics
 from reasongen.adgen.selection import Checks, choose, clauses, consensus, evidence_scores, faults, repair, select
-from reasongen.metrics.text_checks import sentence_bleu4
+from reasongen.metrics.text_checks import sentence_bleu4, sentence_rouge_l
 from reasongen.modeling.generation import generate_candidates, generate_texts
 from reasongen.text.attributes import parse_content
 
@@ -28,6 +28,29 @@ def test_consensus_is_the_mean_bleu_against_the_others():
     assert got[0] == pytest.approx(expected_0)
     assert got[2] < min(got[0], got[1])  # the outlier agrees least
     assert consensus(["一个"]) == [0.0]
+
+
+def test_the_agreement_adds_rouge_l_times_its_weight():
+    texts = ["蓝色雪纺连衣裙很显瘦", "这条连衣裙的雪纺很显瘦", "今天天气不错啊"]
+    bleu, both = consensus(texts), consensus(texts, rouge_l=2.0)
+    rouge_0 = (sentence_rouge_l(texts[0], texts[1]) + sentence_rouge_l(texts[0], texts[2])) / 2
+    assert rouge_0 > 0
+    assert both[0] == pytest.approx(bleu[0] + 2.0 * rouge_0)
+    human = ["蓝色雪纺裙，清新显瘦。", "这条蓝色雪纺裙很显瘦。", "雪纺面料轻盈飘逸。"]
+    scores = [sentence_bleu4(texts[1], text) + sentence_rouge_l(texts[1], text) for text in human]
+    assert evidence_scores(texts, human, rouge_l=1.0)[1] == pytest.approx((sum(scores) - max(scores)) / 2)
+
+
+def test_the_rouge_l_weight_can_change_the_choice():
+    # the first shares more characters in order with the evidence (BLEU-4), the second more words (ROUGE-L)
+    rows = [{"content": "类型#裙*颜色#蓝色"}]
+    human = [["这条裙子的颜色是蓝色，穿上很显瘦。", "裙子的颜色是蓝色，穿上它很显瘦。", "裙子颜色是蓝色，很显瘦。"]]
+    pool = [["裙子的颜色色是蓝色色，显瘦。", "裙子 颜色 是 蓝色 ，穿上 很 显瘦。"]]
+    weights = {"evidence": 1.0}
+    scores = {rouge: evidence_scores(pool[0], human[0], rouge) for rouge in (0.0, 5.0)}
+    assert scores[0.0][0] > scores[0.0][1] and scores[5.0][1] > scores[5.0][0], scores
+    assert choose(pool, rows, CHECKS, weights, {}, evidence=lambda: human) == [pool[0][0]]
+    assert choose(pool, rows, CHECKS, {**weights, "rouge_l": 5.0}, {}, evidence=lambda: human) == [pool[0][1]]
 
 
 def test_select_without_weights_is_plain_decoding():

@@ -27,8 +27,10 @@ from typing import Any
 from reasongen.metrics.garments import incompatible_parts, product_type_mismatches
 from reasongen.metrics.text_checks import (
     hallucinated_values,
+    load_words,
     sentence_bleu4,
     sentence_bleu4_both_ways,
+    sentence_rouge_l,
     value_coverage,
 )
 from reasongen.metrics.text_quality import (
@@ -67,13 +69,14 @@ class Checks:
     length_bounds: Sequence[int]
 
 
-def consensus(candidates: Sequence[str]) -> list[float]:
-    """Each candidate's mean BLEU-4 against the others (MBR with BLEU as utility); 0 for a lone candidate."""
-    return list(_consensus(tuple(candidates)))
+def consensus(candidates: Sequence[str], rouge_l: float = 0.0) -> list[float]:
+    """Each candidate's mean agreement with the others (MBR): BLEU-4 + rouge_l × ROUGE-L, the headline metrics;
+    0 for a lone candidate."""
+    return list(_consensus(tuple(candidates), rouge_l))
 
 
 @lru_cache(maxsize=8192)  # the evaluate stage's decoding ablation scores the same candidates several times
-def _consensus(candidates: tuple[str, ...]) -> tuple[float, ...]:
+def _consensus(candidates: tuple[str, ...], rouge_l: float) -> tuple[float, ...]:
     n = len(candidates)
     if n < 2:
         return (0.0,) * n
@@ -81,25 +84,28 @@ def _consensus(candidates: tuple[str, ...]) -> tuple[float, ...]:
     for i in range(n):
         for j in range(i + 1, n):
             forward, backward = sentence_bleu4_both_ways(candidates[i], candidates[j])
-            totals[i] += forward
-            totals[j] += backward
+            shared = rouge_l * sentence_rouge_l(candidates[i], candidates[j]) if rouge_l else 0.0  # F: symmetric
+            totals[i] += forward + shared
+            totals[j] += backward + shared
     return tuple(total / (n - 1) for total in totals)
 
 
-def evidence_scores(candidates: Sequence[str], evidence: Sequence[str]) -> list[float]:
-    """Each candidate's mean BLEU-4 against the evidence texts (human texts of the training products most like the
-    input: how a copywriter tends to write about such a product), leaving out its best match, which for a
-    retrieve-and-edit candidate is the text it was edited from; 0 for all with fewer than two evidence texts."""
-    return list(_evidence_scores(tuple(candidates), tuple(evidence)))
+def evidence_scores(candidates: Sequence[str], evidence: Sequence[str], rouge_l: float = 0.0) -> list[float]:
+    """Each candidate's mean agreement (BLEU-4 + rouge_l × ROUGE-L) with the evidence texts (human texts of the
+    training products most like the input: how a copywriter tends to write about such a product), leaving out its
+    best match, which for a retrieve-and-edit candidate is the text it was edited from; 0 for all with fewer than
+    two evidence texts."""
+    return list(_evidence_scores(tuple(candidates), tuple(evidence), rouge_l))
 
 
 @lru_cache(maxsize=8192)  # the decoding ablation scores the same candidates again
-def _evidence_scores(candidates: tuple[str, ...], evidence: tuple[str, ...]) -> tuple[float, ...]:
+def _evidence_scores(candidates: tuple[str, ...], evidence: tuple[str, ...], rouge_l: float) -> tuple[float, ...]:
     if len(evidence) < 2:
         return (0.0,) * len(candidates)
     found = []
     for text in candidates:
-        scores = [sentence_bleu4(text, other) for other in evidence]
+        scores = [sentence_bleu4(text, other) + (rouge_l * sentence_rouge_l(text, other) if rouge_l else 0.0)
+                  for other in evidence]
         found.append((sum(scores) - max(scores)) / (len(scores) - 1))
     return tuple(found)
 
@@ -156,17 +162,19 @@ def select(candidates: Sequence[str], row: Mapping[str, Any], checks: Checks, we
 def base_scores(candidates: Sequence[str], row: Mapping[str, Any], checks: Checks,
                 weights: Mapping[str, float], evidence: Sequence[str] = ()) -> list[float]:
     """Each candidate's consensus (MBR: `mbr` times its agreement with the other candidates, `evidence` times its
-    agreement with the evidence texts, see evidence_scores) and rule score: what decides the shortlist the model
-    scores."""
+    agreement with the evidence texts, see evidence_scores; agreement is BLEU-4 + `rouge_l` × ROUGE-L) and rule
+    score: what decides the shortlist the model scores."""
     if not candidates:
         return []
     pairs = parse_content(row["content"])
     scores = [rule_score(text, pairs, row, checks, weights) for text in candidates]
+    rouge_l = weights.get("rouge_l", 0.0)  # agreement is BLEU-4 + rouge_l × ROUGE-L
     if weights.get("mbr", 0.0):
-        scores = [score + weights["mbr"] * value for score, value in zip(scores, consensus(candidates), strict=True)]
+        agreement = consensus(candidates, rouge_l)
+        scores = [score + weights["mbr"] * value for score, value in zip(scores, agreement, strict=True)]
     if weights.get("evidence", 0.0) and evidence:
-        scores = [score + weights["evidence"] * value
-                  for score, value in zip(scores, evidence_scores(candidates, evidence), strict=True)]
+        agreement = evidence_scores(candidates, evidence, rouge_l)
+        scores = [score + weights["evidence"] * value for score, value in zip(scores, agreement, strict=True)]
     return scores
 
 
@@ -332,6 +340,8 @@ def choose(
             found = [repair(text, row, checks, repair_options) for text in found]
         return found, base_scores(found, row, checks, selection, texts[index])
 
+    if selection.get("rouge_l"):
+        load_words()  # once, before the workers fork
     # each row's repair and rule scores are its own: over the cores (the likelihoods below are torch's)
     done = fork_map(repaired_and_scored, range(len(rows)))
     repaired, bases = [found for found, _ in done], [base for _, base in done]

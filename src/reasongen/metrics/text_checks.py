@@ -60,6 +60,50 @@ def _ngram_counts(text: str) -> tuple[Counter[str], ...]:
     return tuple(Counter(text[i:i + n] for i in range(len(text) - n + 1)) for n in range(1, 5))
 
 
+def sentence_rouge_l(prediction: str, reference: str) -> float:
+    """One example's ROUGE-L F in [0, 1] on jieba words (ChatGLM-6B's definition: rouge_chinese's rouge-l F of the
+    space-joined jieba words, the same number; tests compare the two); a text with no words scores 0. Written out
+    (a bit-parallel LCS) because selection's MBR scores every candidate against every other: rouge_chinese's
+    dynamic programme takes about 2 ms a pair, this some 15 us."""
+    hypothesis, gold = jieba_words(prediction), jieba_words(reference)
+    if not hypothesis or not gold:
+        return 0.0
+    common = _lcs_length(gold, hypothesis)
+    precision, recall = common / len(hypothesis), common / len(gold)
+    return 2.0 * ((precision * recall) / (precision + recall + 1e-8))  # rouge_chinese's formula, its epsilon
+
+
+@lru_cache(maxsize=65536)
+def jieba_words(text: str) -> tuple[str, ...]:
+    """text as ROUGE counts it: jieba's tokens, spaces dropped."""
+    import jieba  # lazily: its dictionary takes half a second to load
+
+    return tuple(" ".join(jieba.cut(text)).split())
+
+
+def load_words() -> None:
+    """Load jieba's dictionary now: before forking workers, which would each load it again."""
+    import jieba
+
+    jieba.initialize()
+
+
+def _lcs_length(first: Sequence[str], second: Sequence[str]) -> int:
+    """Length of the longest common subsequence (Hyyroe's bit-vector algorithm: one pass over second, each
+    step a few operations on an integer with a bit per word of first)."""
+    positions: dict[str, int] = {}
+    for index, word in enumerate(first):
+        positions[word] = positions.get(word, 0) | (1 << index)
+    full = (1 << len(first)) - 1
+    state = full
+    for word in second:
+        matched = positions.get(word)
+        if matched:
+            kept = state & matched
+            state = ((state + kept) | (state - kept)) & full
+    return len(first) - state.bit_count()
+
+
 def value_coverage(text: str, pairs: Attributes) -> float:
     """Share of the distinct input values that occur verbatim in text, in [0, 1]."""
     wanted = values(pairs)
