@@ -59,7 +59,10 @@ def split_rows(out_dir: Path) -> dict[str, list[dict]]:
 
 def test_normalize_text_and_summary() -> None:
     assert rows.normalize_text("  cafe\u0301 \t 很\u3000好\n ") == "café 很 好"
-    assert dataset.normalize_summary("<UNK>显瘦<UNK>的 <UNK> 裙子 ") == "显瘦的 裙子"
+    # the placeholders go; where they were is kept (before 显, before 的, before 裙: the spaces collapse)
+    assert dataset.normalize_summary("<UNK>显瘦<UNK>的 <UNK> 裙子 ") == ("显瘦的 裙子", [0, 2, 4])
+    assert dataset.normalize_summary("显瘦<UNK><UNK>。<UNK>") == ("显瘦。", [2, 3])
+    assert dataset.normalize_summary("没有占位符") == ("没有占位符", [])
 
 
 BAD_LINES = {

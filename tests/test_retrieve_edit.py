@@ -75,6 +75,25 @@ def test_another_products_brand_unk_and_cut_off_clauses_are_never_borrowed():
         assert "veromoda" not in text and "<UNK>" not in text and "了不少" not in text
 
 
+def test_clauses_that_lost_characters_are_neither_kept_nor_borrowed():
+    from reasongen.adgen.dataset import normalize_summary
+    from reasongen.adgen.retrieve_edit import lost_clauses
+
+    # the data's <UNK> dropped a word: "整款不是<UNK>的那种" reads 整款不是的那种
+    summary, lost = normalize_summary("蓝色的连衣裙很清爽，整款不是<UNK>的那种，v领显脸小，棉质面料舒适。")
+    assert lost_clauses(summary, lost) == [False, True, False, False]
+    assert lost_clauses("显瘦。", [3]) == [True]  # a loss at the very end belongs to the last clause
+    damaged = {"content": "类型#裙*颜色#蓝色*材质#棉*领型#v领*裙长#连衣裙", "summary": summary, "lost": lost}
+    train = [*TRAIN, damaged]
+    lexicon = value_lexicon(train)
+    checks = Checks(value_lexicon=lexicon, checked_keys=("颜色", "材质"), length_bounds=(40, 80))
+    found = ClauseBank(train, lexicon).candidates(ROW, checks, neighbours=7)
+    assert any("v领显脸小" in text for text in found)  # the same row's whole clauses are used
+    assert not any("整款不是的那种" in text for text in found)
+    whole = ClauseBank([*TRAIN, {**damaged, "lost": []}], lexicon).candidates(ROW, checks, neighbours=7)
+    assert any("整款不是的那种" in text for text in whole)  # what the test above would see without `lost`
+
+
 def test_the_same_seed_gives_the_same_candidates(bank):
     assert bank.candidates(ROW, CHECKS, 4, seed=3) == ClauseBank(TRAIN, LEXICON).candidates(ROW, CHECKS, 4, seed=3)
 

@@ -21,12 +21,18 @@ NO_ASPECT = "none"
 _BAD_CATEGORIES = ("Cc", "Cs")
 
 
-def normalize_summary(text: str) -> str:
-    """normalize_text after dropping the literal `<UNK>` placeholder.
+def normalize_summary(text: str) -> tuple[str, list[int]]:
+    """normalize_text after dropping the literal `<UNK>` placeholder, and where in the result each one was.
 
     `<UNK>` marks characters lost in the dataset's original processing; kept, it would teach the model to write it.
+    Where it was is kept: a clause that lost characters reads garbled (整款不是的那种), and retrieve-and-edit must
+    not borrow it.
     """
-    return normalize_text(text.replace(UNK, ""))
+    pieces = text.split(UNK)
+    summary = normalize_text("".join(pieces))
+    # the normalised length of what came before each placeholder ("x" keeps a trailing space from being stripped)
+    lost = [len(normalize_text("".join(pieces[:count]) + "x")) - 1 for count in range(1, len(pieces))]
+    return summary, list(dict.fromkeys(min(index, len(summary)) for index in lost))
 
 
 def decode_row(line: bytes) -> dict[str, str]:
@@ -40,9 +46,10 @@ def decode_row(line: bytes) -> dict[str, str]:
     return {field: row[field] for field in FIELDS}
 
 
-def clean_row(row: dict[str, str], data_cfg: Any) -> tuple[str, Attributes]:
-    """The normalised summary and attribute pairs of a decoded row, checked against the configured limits."""
-    content, summary = normalize_text(row["content"]), normalize_summary(row["summary"])
+def clean_row(row: dict[str, str], data_cfg: Any) -> tuple[str, Attributes, list[int]]:
+    """The normalised summary and attribute pairs of a decoded row, checked against the configured limits, and
+    where the summary lost characters (normalize_summary)."""
+    content, (summary, lost) = normalize_text(row["content"]), normalize_summary(row["summary"])
     for field, text in (("content", content), ("summary", summary)):
         bad = sorted({f"U+{ord(char):04X}" for char in text if unicodedata.category(char) in _BAD_CATEGORIES})
         if bad:
@@ -61,7 +68,7 @@ def clean_row(row: dict[str, str], data_cfg: Any) -> tuple[str, Attributes]:
         raise RowError("summary too short", f"{len(summary)} < {data_cfg.min_summary_chars} chars")
     if len(summary) > data_cfg.max_summary_chars:
         raise RowError("summary too long", f"{len(summary)} > {data_cfg.max_summary_chars} chars")
-    return summary, pairs
+    return summary, pairs, lost
 
 
 def control_signals(summary: str, pairs: Attributes, controls_cfg: Any) -> dict[str, Any]:
@@ -76,12 +83,13 @@ def control_signals(summary: str, pairs: Attributes, controls_cfg: Any) -> dict[
 
 def prepare_row(line: bytes, number: int, data_cfg: Any) -> dict[str, Any]:
     """One prepared row from raw line `number` (1-based), or RowError."""
-    summary, pairs = clean_row(decode_row(line), data_cfg)
+    summary, pairs, lost = clean_row(decode_row(line), data_cfg)
     return {
         "id": f"L{number}",
         "line": number,
         "content": format_content(pairs),
         "summary": summary,
+        "lost": lost,  # where `<UNK>` placeholders were dropped from summary
         "attributes": [list(pair) for pair in pairs],
         "group": attribute_set_key(pairs),
         **control_signals(summary, pairs, data_cfg.controls),

@@ -2,7 +2,8 @@
 
 For each of the `neighbours` training products whose attributes overlap the input's most, its text is repaired with
 every drop rule (clauses that contradict the input, name a detail it does not list, another garment or an
-advertising-law word go, and so do another product's brand name and clauses cut off from what came before), then,
+advertising-law word go, and so do another product's brand name, clauses cut off from what came before and clauses
+that lost characters in the data's own processing, its <UNK>), then,
 for each input value (and requested keyword or aspect) the text does not name yet, one clean human clause that
 names it is inserted before the closing clause. A text whose opening clause was dropped gets a clean opening
 clause of another training text. Nothing is a bare attribute list: every added clause is a clause a copywriter
@@ -19,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reasongen.adgen.baselines import RetrievalBaseline
-from reasongen.adgen.selection import Checks, clause_faulty, clauses, repair
+from reasongen.adgen.selection import Checks, clause_faulty, clause_spans, clauses, repair
 from reasongen.metrics.text_quality import known_values
 from reasongen.text.attributes import parse_content, values
 from reasongen.text.controls import detect_aspects
@@ -35,6 +36,19 @@ _LATIN_WORD = re.compile(r"[a-z]{3,}")
 _FRAGMENT_START = tuple("的地得了着过呢吧啊")
 
 
+def lost_clauses(text: str, lost: Sequence[int]) -> list[bool]:
+    """For each of clauses(text): whether it lost characters (the data's <UNK>; `lost`: where, see
+    adgen.dataset.normalize_summary), inside it or right before it (a lost word that opened it). A loss at the
+    very end belongs to the last clause."""
+    spans = clause_spans(text)
+    return [any(start <= index < end or index == end == len(text) for index in lost) for start, end in spans]
+
+
+def _bare(clause: str) -> str:
+    """A clause without its closing punctuation: repair may turn a closing comma into a full stop."""
+    return clause.rstrip(_ENDS)
+
+
 class ClauseBank:
     """The training texts, cut into clauses and indexed by the known attribute values each clause names."""
 
@@ -44,10 +58,16 @@ class ClauseBank:
         known = sorted(known_values(value_lexicon), key=len, reverse=True)
         self.clauses: list[str] = []
         self.opening: list[bool] = []
-        for row in self.rows:
+        self.damaged: list[frozenset[str]] = []  # per row: its clauses that lost characters (bare, see _bare)
+        whole: list[bool] = []
+        for row in train_rows:
             parts = clauses(row["summary"])
             self.clauses += parts
             self.opening += [index == 0 for index in range(len(parts))]
+            cut = lost_clauses(row["summary"], row.get("lost") or ())
+            self.damaged.append(frozenset(_bare(part) for part, hit in zip(parts, cut, strict=True) if hit))
+            whole += [not hit for hit in cut]
+        self.whole = whole  # per clause: no character of it was lost
         self.names: list[frozenset[str]] = []
         self.by_value: dict[str, list[int]] = defaultdict(list)
         for position, clause in enumerate(self.clauses):
@@ -79,7 +99,7 @@ class ClauseBank:
         pairs = parse_content(row["content"])
         rng = random.Random(seed ^ zlib.crc32(row["content"].encode("utf-8")))
         editor = _Editor(self, row, pairs, checks, rng)
-        found = [editor.edit(self.rows[position]["summary"])
+        found = [editor.edit(self.rows[position]["summary"], self.damaged[position])
                  for position in self.retrieval.ranked(row, neighbours)]
         return list(dict.fromkeys(text for text in found if text))
 
@@ -101,7 +121,7 @@ class _Editor:
 
     def clean(self, position: int) -> bool:
         if position not in self._clean:
-            self._clean[position] = (self.bank.names[position] <= self.allowed
+            self._clean[position] = (self.bank.whole[position] and self.bank.names[position] <= self.allowed
                                      and self.fits(self.bank.clauses[position]))
         return self._clean[position]
 
@@ -121,9 +141,10 @@ class _Editor:
         return not (foreign or "<unk>" in lowered or lowered.startswith(_FRAGMENT_START)
                     or clause_faulty(clause, self.pairs, self.checks, STRICT))
 
-    def edit(self, text: str) -> str | None:
+    def edit(self, text: str, damaged: frozenset[str] = frozenset()) -> str | None:
+        """text fitted to the input; damaged: its clauses that lost characters (bare), which go."""
         kept = repair(text, {"content": self.row["content"]}, self.checks, STRICT)
-        parts = [part for part in clauses(kept) if self.fits(part)]
+        parts = [part for part in clauses(kept) if self.fits(part) and _bare(part) not in damaged]
         if not parts:
             return None
         if parts[0] != clauses(text)[0]:  # its opening clause was dropped: borrow one that names the garment

@@ -216,6 +216,11 @@ def clauses(text: str) -> list[str]:
     return _CLAUSE.findall(text)
 
 
+def clause_spans(text: str) -> list[tuple[int, int]]:
+    """Where each of clauses(text) starts and ends."""
+    return [match.span() for match in _CLAUSE.finditer(text)]
+
+
 def repair(text: str, row: Mapping[str, Any], checks: Checks, options: Mapping[str, bool]) -> str:
     """Drop clauses, never add any: those with an advertising-law word (drop_violations), a value the input
     contradicts under any key it lists (drop_hallucinations), a detail under a key it does not list

@@ -72,7 +72,8 @@ def run(
     rules = {"value_lexicon": value_lexicon(train_rows),
              "length_bounds": list(cfg.data.controls.length_bounds)}
     if is_global_zero():  # under DDP every rank gets here with the same weights; one writes
-        texts = [{"content": row["content"], "summary": row["summary"]} for row in train_rows]
+        texts = [{"content": row["content"], "summary": row["summary"], "lost": row.get("lost") or []}
+                 for row in train_rows]
         model_io.save_model(module.model, tokenizer, out_dir / "model", summary | rules,
                             extras=lambda folder: write_jsonl(folder / model_io.TRAIN_TEXTS_FILE, texts))
         write_json(out_dir / "summary.json", summary)
