@@ -126,6 +126,8 @@ def test_details_no_key_records_stand_where_the_input_licenses_them(text, conten
     ("宽松的版型", "类型#上衣*版型#显瘦*衣样式#衬衫", [("版型", "宽松")]),
     ("采用纯棉面料", "类型#裙*材质#雪纺", [("材质", "纯棉")]),
     ("直筒的裤型", "类型#裤*裤型#阔腿裤", [("裤型", "直筒")]),
+    # a style that claims a design: a 性感 jumper (read in the sample report)
+    ("增加了一丝性感的调调", "类型#上衣*风格#运动*衣样式#毛衣", [("风格", "性感")]),
 ])
 def test_attribute_hallucination_flags_other_values_of_listed_keys(text, content, expected):
     assert sorted(hallucinated(text, content)) == sorted(expected)
@@ -143,14 +145,15 @@ def test_attribute_hallucination_flags_other_values_of_listed_keys(text, content
     ("纯白色的领口", "类型#上衣*颜色#黑白"),  # 黑白 is black and white
     ("俏皮的小圆点", "类型#裙*图案#波点"),  # 圆点 are 波点
     ("拉高腰线，显高显瘦", "类型#裙*裙腰型#松紧腰"),  # raising the waistline, not 高腰
-    ("复古又简约", "类型#裙*风格#清新"),  # 风格 is opinion, not checked by default
+    ("复古又简约", "类型#裙*风格#清新"),  # 风格's praise words are opinion, not checked
 ])
 def test_attribute_hallucination_leaves_what_a_reader_accepts(text, content):
     assert hallucinated(text, content) == []
 
 
 def test_attribute_hallucination_keys_can_be_chosen():
-    assert hallucinated("复古又简约", "类型#裙*风格#清新", keys=["风格"]) == [("风格", "复古"), ("风格", "简约")]
+    assert hallucinated("性感的裙子", "类型#裙*风格#清新", keys=["风格"]) == [("风格", "性感")]
+    assert hallucinated("性感的裙子", "类型#裙*风格#清新", keys=["颜色"]) == []
     assert hallucinated("白色的领口", "类型#裙*颜色#蓝色", keys=["材质"]) == []
 
 
@@ -339,11 +342,13 @@ REFERENCES = SHARED / "data/advertisegen/train_head5000.json"
 @pytest.mark.skipif(not REFERENCES.exists(), reason="needs the shared AdvertiseGen rows")
 def test_human_references_rarely_break_the_checks():
     # The references are what good text looks like: a definition that flags many of them flags prose. The rates
-    # on all 5,000 rows (docs/text_quality_metrics.md) are 0-4%; product type is the highest because some
+    # on all 5,000 rows (docs/text_quality_metrics.md) are 0-5%; product type is the highest because some
     # AdvertiseGen references describe another garment than their input's 类型 (data noise, not false alarms).
     rows = [json.loads(line) for line in REFERENCES.read_text(encoding="utf-8").splitlines()[:1000]]
     got = metrics.score_text_quality([row["summary"] for row in rows], rows, value_lexicon=value_lexicon(rows))
-    assert got["attribute_hallucination_rate"] < 4 and got["product_type_mismatch_rate"] < 6
+    # attribute hallucination: 4.3% here, 0.5 points of it the styles that claim a design (展现性感美背 on a
+    # product that lists another 风格)
+    assert got["attribute_hallucination_rate"] < 5 and got["product_type_mismatch_rate"] < 6
     # repetition: 2.3% here, and every text it adds at four times a word is a real loop (非常 six times, 可以 five)
     assert got["incompatible_part_rate"] < 2 and got["repetition_rate"] < 2.5 and got["list_ending_rate"] < 0.5
 
