@@ -4,14 +4,18 @@ judged on avg_length with no tolerance (a longer greedy continuation extends the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import BIN, JSON, ping, post, record_figure, run, served, store_client
+from conftest import BIN, JSON, free_port, ping, post, record_figure, run, served, store_client
 from omegaconf import OmegaConf
 
 from reasongen.promote import gate_failures
@@ -202,6 +206,59 @@ def test_served_champion_refuses_bad_requests_with_one_line_and_stays_up(registr
         assert status == 200, text
         assert len(json.loads(text)["predictions"]) == 4
     record_figure("bad requests", answered=answered)
+
+
+def _children(pid: int) -> list[int]:
+    """The live processes whose parent is pid (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").exists(), reason="reads the process tree from /proc")
+def test_server_processes_answer_together_and_end_with_their_parent(registry, champion) -> None:
+    """REASONGEN_SERVE_PROCESSES=2: two forked servers on one port answer two requests at once with the texts one
+    answers alone; killed outright (SIGKILL: it passes nothing on), the parent leaves no server behind."""
+    work, env, _ = registry
+    port = free_port()
+    serve_env = {"MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}", **env, "REASONGEN_SERVE_PROCESSES": "2"}
+    command = [sys.executable, "-m", "reasongen", "serve", "--model", f"models:/{NAME}@champion", "--port", str(port)]
+    process = subprocess.Popen(command, cwd=work, env=serve_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 180
+        while not ping(base):
+            assert process.poll() is None, process.stdout.read().decode()[-3000:]
+            assert time.time() < deadline, "the server did not come up"
+            time.sleep(1)
+        servers = _children(process.pid)
+        assert len(servers) == 2, servers
+        body = records_body(GOOD[:1], params={"max_new_tokens": 32})
+        alone = post(f"{base}/invocations", body)
+        with ThreadPoolExecutor(2) as pool:
+            together = list(pool.map(lambda _: post(f"{base}/invocations", body), range(2)))
+        assert alone[0] == 200 and together == [alone, alone]
+    finally:
+        process.kill()
+        process.wait()
+    deadline = time.time() + 30  # each server notices within a second, then shuts down gracefully
+    while servers_alive(servers) and time.time() < deadline:
+        time.sleep(0.5)
+    assert not servers_alive(servers), "a server process outlived its parent"
+
+
+def servers_alive(pids: list[int]) -> list[int]:
+    """The pids that are still running (not gone, not zombies)."""
+    alive = []
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                alive.append(pid)
+    return alive
 
 
 def test_recorded_scores_stand_in_only_for_the_same_test_rows(monkeypatch) -> None:

@@ -178,3 +178,13 @@ def test_a_server_of_a_small_model_decodes_on_one_thread_unless_told(monkeypatch
     assert threads.serving_threads(500_000_000) == threads.usable_cores() == len(os.sched_getaffinity(0))
     monkeypatch.setenv("REASONGEN_THREADS", "3")
     assert threads.serving_threads(1_900_000) == 3  # the user's choice stands
+
+
+def test_a_server_runs_a_process_per_core_its_threads_leave(monkeypatch):
+    monkeypatch.delenv("REASONGEN_SERVE_PROCESSES", raising=False)
+    cores = len(os.sched_getaffinity(0))
+    assert threads.serving_processes(1) == cores  # a small model's requests: one core each
+    assert threads.serving_processes(cores) == 1  # a large model's threads take every core
+    assert threads.serving_processes(cores + 5) == 1
+    monkeypatch.setenv("REASONGEN_SERVE_PROCESSES", "3")
+    assert threads.serving_processes(cores) == 3  # the user's choice stands

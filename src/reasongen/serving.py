@@ -5,8 +5,12 @@ that refuses an oversized body before reading it, refuses unknown params, and an
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -224,10 +228,68 @@ def serve(model_uri: str, host: str, port: int, limits: Mapping[str, Any] | None
                 [spec.name for spec in registered.metadata.get_params_schema().params])
     model = registered.unwrap_python_model().generator.model
     torch.set_num_threads(threads.serving_threads(sum(weight.numel() for weight in model.parameters())))
-    print(f"serving {model_uri} on http://{host}:{port}/invocations with limits {effective}, "
-          f"{torch.get_num_threads()} torch thread(s) (REASONGEN_THREADS sets them)", flush=True)
+    processes = threads.serving_processes(torch.get_num_threads()) if hasattr(os, "fork") else 1
+    warm_up(registered)
+    print(f"serving {model_uri} on http://{host}:{port}/invocations with limits {effective}, {processes} "
+          f"process(es) of {torch.get_num_threads()} torch thread(s) (REASONGEN_SERVE_PROCESSES and "
+          "REASONGEN_THREADS set them)", flush=True)
     # a bounded graceful shutdown: SIGTERM ends the server even while a request is still generating
-    uvicorn.run(app, host=host, port=port, timeout_graceful_shutdown=10, log_level="warning")
+    config = uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=10, log_level="warning")
+    if processes == 1:
+        uvicorn.Server(config).run()
+    else:
+        serve_forked(config, processes)
+
+
+def warm_up(registered) -> None:
+    """Answer the registered input example once: the first request's one-off work (jieba's dictionary, the clause
+    index of retrieve-and-edit) is then done before any request, and before the server processes fork, once."""
+    example = registered.input_example
+    if example is None:
+        return
+    try:
+        registered.predict(example)
+    except Exception as error:  # noqa: BLE001 - the server still starts; the first request will show the same error
+        print(f"warning: the model could not answer its own input example ({one_line(str(error))})", flush=True)
+
+
+def serve_forked(config, processes: int) -> None:
+    """`processes` servers answering on one listening socket, forked once the model is loaded (its weights are
+    shared, copy-on-write). SIGTERM and SIGINT are passed on to them; this process ends when they have, and each
+    ends when this process is gone (killed outright, it could not pass anything on)."""
+    import uvicorn
+
+    listening = config.bind_socket()
+    parent = os.getpid()
+    children = []
+    for _ in range(processes):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
+                uvicorn.Server(config).run(sockets=[listening])
+                code = 0
+            finally:
+                os._exit(code)
+        children.append(pid)
+
+    def pass_on(signum, _frame) -> None:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    signal.signal(signal.SIGTERM, pass_on)
+    signal.signal(signal.SIGINT, pass_on)
+    for pid in children:
+        os.waitpid(pid, 0)
+
+
+def _end_with(parent: int) -> None:
+    """Ask this server process to stop (as SIGTERM does) once `parent` has gone."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 ARTIFACT_KEY = "model_dir"  # the model folder's name among a registered model's artifacts

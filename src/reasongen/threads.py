@@ -44,6 +44,17 @@ def serving_threads(parameters: int) -> int:
     return asked_threads() or (1 if parameters < SMALL_MODEL_PARAMETERS else usable_cores())
 
 
+def serving_processes(threads: int) -> int:
+    """Server processes, each with `threads` torch threads: REASONGEN_SERVE_PROCESSES when set, else as many as the
+    cores hold (a small model's requests are mostly Python, one core's work each: a second process answers a second
+    request at the same time, where a second thread would wait for the first's interpreter lock)."""
+    asked = os.environ.get("REASONGEN_SERVE_PROCESSES", "")
+    if asked.isdigit() and int(asked) > 0:
+        return int(asked)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, threads))
+
+
 def fit_threads() -> int:
     """Set torch's intra-op threads to usable_cores(); returns the number set."""
     import torch
