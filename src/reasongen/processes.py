@@ -26,7 +26,7 @@ def fork_map(function: Callable[[Item], Result], items: Sequence[Item], workers:
     deterministic per item: a worker's caches and random state die with it."""
     global _JOB
     workers = min(workers or usable_cores(), len(items) // MIN_ITEMS_PER_WORKER)
-    if workers < 2 or _JOB is not None or not _can_fork():
+    if workers < 2 or _JOB is not None or not can_fork():
         return [function(item) for item in items]
     bounds = [(len(items) * k // workers, len(items) * (k + 1) // workers) for k in range(workers)]
     _JOB = (function, items)
@@ -38,7 +38,9 @@ def fork_map(function: Callable[[Item], Result], items: Sequence[Item], workers:
     return [result for part in parts for result in part]
 
 
-def _can_fork() -> bool:
+def can_fork() -> bool:
+    """Whether this process may fork workers: on Linux (fork is unsafe on macOS once torch has threads, and absent
+    on Windows), and not from a daemonic process (which may not have children)."""
     return sys.platform.startswith("linux") and not multiprocessing.current_process().daemon
 
 

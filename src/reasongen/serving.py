@@ -218,7 +218,7 @@ def serve(model_uri: str, host: str, port: int, limits: Mapping[str, Any] | None
     import uvicorn
     from mlflow.pyfunc import scoring_server
 
-    from reasongen import threads, tracking
+    from reasongen import processes, threads, tracking
 
     tracking.configure()
     registered = tracking.load_pyfunc(model_uri, trust_remote_code=trust_remote_code, limits=limits)
@@ -228,17 +228,17 @@ def serve(model_uri: str, host: str, port: int, limits: Mapping[str, Any] | None
                 [spec.name for spec in registered.metadata.get_params_schema().params])
     model = registered.unwrap_python_model().generator.model
     torch.set_num_threads(threads.serving_threads(sum(weight.numel() for weight in model.parameters())))
-    processes = threads.serving_processes(torch.get_num_threads()) if hasattr(os, "fork") else 1
+    count = threads.serving_processes(torch.get_num_threads()) if processes.can_fork() else 1
     warm_up(registered)
-    print(f"serving {model_uri} on http://{host}:{port}/invocations with limits {effective}, {processes} "
+    print(f"serving {model_uri} on http://{host}:{port}/invocations with limits {effective}, {count} "
           f"process(es) of {torch.get_num_threads()} torch thread(s) (REASONGEN_SERVE_PROCESSES and "
           "REASONGEN_THREADS set them)", flush=True)
     # a bounded graceful shutdown: SIGTERM ends the server even while a request is still generating
     config = uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=10, log_level="warning")
-    if processes == 1:
+    if count == 1:
         uvicorn.Server(config).run()
     else:
-        serve_forked(config, processes)
+        serve_forked(config, count)
 
 
 def warm_up(registered) -> None:

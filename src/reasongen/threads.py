@@ -18,18 +18,25 @@ def passive_waiting() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def _asked(*names: str) -> int | None:
+    """The first of the environment variables `names` that is set, as a positive count, or None."""
+    asked = next((os.environ[name] for name in names if os.environ.get(name)), "")
+    return int(asked) if asked.isdigit() and int(asked) > 0 else None
+
+
 def asked_threads() -> int | None:
     """The thread count the user set (REASONGEN_THREADS, else OMP_NUM_THREADS), or None."""
-    asked = os.environ.get("REASONGEN_THREADS") or os.environ.get("OMP_NUM_THREADS")
-    return int(asked) if asked and asked.isdigit() and int(asked) > 0 else None
+    return _asked("REASONGEN_THREADS", "OMP_NUM_THREADS")
+
+
+def affinity_cores() -> int:
+    """The cores this process may use, whatever the user asked."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def usable_cores() -> int:
-    """asked_threads() when given, else the cores this process may use."""
-    asked = asked_threads()
-    if asked:
-        return asked
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """asked_threads() when given, else affinity_cores()."""
+    return asked_threads() or affinity_cores()
 
 
 # A served request decodes a handful of rows. Below this size a model's ops on them are too small to share out:
@@ -48,11 +55,7 @@ def serving_processes(threads: int) -> int:
     """Server processes, each with `threads` torch threads: REASONGEN_SERVE_PROCESSES when set, else as many as the
     cores hold (a small model's requests are mostly Python, one core's work each: a second process answers a second
     request at the same time, where a second thread would wait for the first's interpreter lock)."""
-    asked = os.environ.get("REASONGEN_SERVE_PROCESSES", "")
-    if asked.isdigit() and int(asked) > 0:
-        return int(asked)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // max(1, threads))
+    return _asked("REASONGEN_SERVE_PROCESSES") or max(1, affinity_cores() // max(1, threads))
 
 
 def fit_threads() -> int:

@@ -59,15 +59,14 @@ class ClauseBank:
         self.clauses: list[str] = []
         self.opening: list[bool] = []
         self.damaged: list[frozenset[str]] = []  # per row: its clauses that lost characters (bare, see _bare)
-        whole: list[bool] = []
+        self.whole: list[bool] = []  # per clause: no character of it was lost
         for row in train_rows:
             parts = clauses(row["summary"])
             self.clauses += parts
             self.opening += [index == 0 for index in range(len(parts))]
             cut = lost_clauses(row["summary"], row.get("lost") or ())
             self.damaged.append(frozenset(_bare(part) for part, hit in zip(parts, cut, strict=True) if hit))
-            whole += [not hit for hit in cut]
-        self.whole = whole  # per clause: no character of it was lost
+            self.whole += [not hit for hit in cut]
         self.names: list[frozenset[str]] = []
         self.by_value: dict[str, list[int]] = defaultdict(list)
         for position, clause in enumerate(self.clauses):
