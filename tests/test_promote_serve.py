@@ -4,7 +4,6 @@ judged on avg_length with no tolerance (a longer greedy continuation extends the
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
@@ -208,15 +207,25 @@ def test_served_champion_refuses_bad_requests_with_one_line_and_stays_up(registr
     record_figure("bad requests", answered=answered)
 
 
+def _state_and_parent(pid: int) -> tuple[str, int] | None:
+    """A process's state letter and parent pid from /proc/<pid>/stat, or None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return fields[0], int(fields[1])
+
+
+def _alive(pid: int, parent: int | None = None) -> bool:
+    """Whether pid runs (neither gone nor a zombie), and when parent is given, as parent's child."""
+    found = _state_and_parent(pid)
+    return found is not None and found[0] != "Z" and parent in (None, found[1])
+
+
 def _children(pid: int) -> list[int]:
-    """The live processes whose parent is pid (from /proc)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid and fields[0] != "Z":
-                found.append(int(stat.parent.name))
-    return found
+    """The live processes whose parent is pid."""
+    pids = [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+    return [child for child in pids if _alive(child, pid)]
 
 
 @pytest.mark.skipif(not Path("/proc").exists(), reason="reads the process tree from /proc")
@@ -253,12 +262,7 @@ def test_server_processes_answer_together_and_end_with_their_parent(registry, ch
 
 def servers_alive(pids: list[int]) -> list[int]:
     """The pids that are still running (not gone, not zombies)."""
-    alive = []
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-                alive.append(pid)
-    return alive
+    return [pid for pid in pids if _alive(pid)]
 
 
 def test_recorded_scores_stand_in_only_for_the_same_test_rows(monkeypatch) -> None:
