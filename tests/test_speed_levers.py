@@ -8,7 +8,7 @@ import time
 
 import pytest
 import torch
-from transformers import TopPLogitsWarper
+from transformers import LogitsProcessor, LogitsProcessorList, TopPLogitsWarper
 
 from reasongen import cli, threads
 from reasongen.modeling import model_io
@@ -188,3 +188,64 @@ def test_a_server_runs_a_process_per_core_its_threads_leave(monkeypatch):
     assert threads.serving_processes(cores + 5) == 1
     monkeypatch.setenv("REASONGEN_SERVE_PROCESSES", "3")
     assert threads.serving_processes(cores) == 3  # the user's choice stands
+
+
+class _EndsRow(LogitsProcessor):
+    """Ends row `row` at its `at`-th new token (the lean loop must pad it from then on, as generate does)."""
+
+    def __init__(self, eos: int, row: int = 0, at: int = 3):
+        self.eos, self.row, self.at, self.calls = eos, row, at, 0
+
+    def __call__(self, input_ids, scores):
+        self.calls += 1
+        if self.calls == self.at:
+            scores = scores.clone()
+            scores[self.row] = -float("inf")
+            scores[self.row, self.eos] = 0.0
+        return scores
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_lean_gpt2_loop_returns_what_generate_returns(tiny_model, bpe_tokenizer, dtype):
+    from reasongen.modeling import gpt2_decoding
+    from reasongen.modeling.constraints import CharNgramBlock, StringBan, TokenIndex
+    from reasongen.modeling.encoding import encode_prompt
+    from reasongen.modeling.generation import left_pad, static_cache
+
+    model = tiny_model("gpt2", bpe_tokenizer).eval().to(dtype)
+    index, eos, pad = TokenIndex.of(bpe_tokenizer), bpe_tokenizer.eos_token_id, bpe_tokenizer.pad_token_id
+    prompts = ["类型#裙*颜色#蓝色*风格#清新*裙长#连衣裙", "类型#裤", "类型#上衣*材质#棉"]  # unequal: left padding
+    ids, mask = left_pad([encode_prompt(bpe_tokenizer, p) for p in prompts], pad, "cpu")
+    ids, mask = ids.repeat_interleave(2, 0), mask.repeat_interleave(2, 0)
+
+    def chain():  # fresh processors per call: they note where the prompt ends
+        return LogitsProcessorList([_EndsRow(eos, row=2, at=4), CharNgramBlock(index, n=2),
+                                    StringBan(index, banned=["蓝色"]), NucleusSample(0.9, greedy_every=2)])
+
+    assert gpt2_decoding.fits(model, {"max_new_tokens": 20, "do_sample": False, "top_p": 1.0})
+    with torch.inference_mode():
+        torch.manual_seed(5)
+        expected = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=20, do_sample=False,
+                                  pad_token_id=pad, eos_token_id=eos, logits_processor=chain(), **static_cache(model))
+        torch.manual_seed(5)
+        lean = gpt2_decoding.decode(model, ids, mask, max_new_tokens=20, eos_token_id=eos, pad_token_id=pad,
+                                    logits_processor=chain())
+    assert torch.equal(lean, expected)
+    assert lean[2, ids.shape[1] + 3] == eos and (lean[2, ids.shape[1] + 4 :] == pad).all()  # ended, then padding
+    assert len({tuple(row) for row in lean[:, ids.shape[1] :].tolist()}) > 3  # sampled rows differ
+
+
+def test_the_lean_gpt2_loop_leaves_what_it_does_not_implement_to_generate(tiny_model, bpe_tokenizer):
+    from peft import LoraConfig, get_peft_model
+
+    from reasongen.modeling import gpt2_decoding
+
+    gpt2 = tiny_model("gpt2", bpe_tokenizer)
+    greedy = {"max_new_tokens": 8, "do_sample": False}
+    assert gpt2_decoding.fits(gpt2, greedy)
+    assert not gpt2_decoding.fits(gpt2, {**greedy, "do_sample": True})  # generate's own sampling
+    assert not gpt2_decoding.fits(gpt2, {**greedy, "repetition_penalty": 1.2})
+    assert not gpt2_decoding.fits(gpt2, {**greedy, "num_beams": 2})
+    assert not gpt2_decoding.fits(tiny_model("llama", bpe_tokenizer), greedy)
+    wrapped = get_peft_model(gpt2, LoraConfig(r=2, target_modules=["c_attn"], fan_in_fan_out=True))
+    assert not gpt2_decoding.fits(wrapped, greedy)

@@ -16,6 +16,7 @@ from transformers import (
     TopPLogitsWarper,
 )
 
+from reasongen.modeling import gpt2_decoding
 from reasongen.modeling.encoding import IGNORE_INDEX, PadCollator, encode_example, encode_prompt
 from reasongen.modeling.progress import counted
 from reasongen.modeling.text import decode
@@ -97,6 +98,8 @@ def _decode_all(model, tokenizer, prompts: Sequence[str], generation_cfg: dict[s
     outputs: list[list[str]] = [[] for _ in prompts]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     batches = length_batches([len(ids) for ids in encoded], per_batch, same_length=virtual_tokens_first(model))
+    # generate's work per step outweighs a small GPT-2's: such a model decodes in gpt2_decoding's loop instead
+    lean = int(kwargs.get("max_new_tokens") or 0) if gpt2_decoding.fits(model, kwargs) else 0
     with torch.inference_mode():
         for batch in counted(batches, f"generate ({count} per prompt)", size=len, enabled=progress):
             input_ids, attention_mask = left_pad([encoded[i] for i in batch], pad_id, device)
@@ -104,17 +107,17 @@ def _decode_all(model, tokenizer, prompts: Sequence[str], generation_cfg: dict[s
             # when it does not draw itself: NucleusSample draws); beam search returns its `count` best beams instead
             copies = count if kwargs.get("num_beams", 1) == 1 else 1
             returned = count // copies
-            generated = model.generate(
-                input_ids=input_ids.repeat_interleave(copies, dim=0),
-                attention_mask=attention_mask.repeat_interleave(copies, dim=0),
-                pad_token_id=pad_id,
-                eos_token_id=tokenizer.eos_token_id,
-                use_cache=True,
-                **static_cache(model),
-                num_return_sequences=returned,
-                logits_processor=LogitsProcessorList([*(processors(batch) if processors else []), *warpers]),
-                **kwargs,
-            )
+            chain = LogitsProcessorList([*(processors(batch) if processors else []), *warpers])
+            input_ids, attention_mask = input_ids.repeat_interleave(copies, dim=0), attention_mask.repeat_interleave(
+                copies, dim=0)
+            if lean:
+                generated = gpt2_decoding.decode(model, input_ids, attention_mask, max_new_tokens=lean,
+                                                 eos_token_id=tokenizer.eos_token_id, pad_token_id=pad_id,
+                                                 logits_processor=chain)
+            else:
+                generated = model.generate(input_ids=input_ids, attention_mask=attention_mask, pad_token_id=pad_id,
+                                           eos_token_id=tokenizer.eos_token_id, use_cache=True, **static_cache(model),
+                                           num_return_sequences=returned, logits_processor=chain, **kwargs)
             # generate returns the `count` sequences of each prompt next to each other
             for row, index in enumerate(batch):
                 for sequence in generated[row * count : (row + 1) * count]:

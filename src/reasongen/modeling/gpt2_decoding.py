@@ -1,0 +1,89 @@
+"""Decoding for a plain GPT-2 without transformers' generate loop. The default model is tiny (3 layers of 192), so a
+step's arithmetic takes microseconds and generate's own work per step (input preparation, cache objects, mask
+building, stopping checks: about 2 ms) was most of a request's decoding. This loop runs the model's own modules
+(layer norms, projections, MLPs, the attention function transformers picks) over a preallocated KV cache of
+generate's static length, so the logits are generate's, bit for bit, and so are the texts: the same processors
+see the same ids and scores, and the token is the argmax of what they return (NucleusSample draws by leaving one
+token finite), as generate takes it when told not to sample.
+
+Anything else (PEFT wrappers, other architectures, generate's own sampling, beams or penalties) goes through
+generate: `fits` says which."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from transformers import LogitsProcessorList
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+# generate settings this loop does not implement, with the values under which they do nothing
+_INERT = {"num_beams": 1, "do_sample": False, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0}
+
+
+def fits(model, kwargs: Mapping[str, Any]) -> bool:
+    """Whether decode reproduces model.generate(**kwargs) for this model: a GPT2LMHeadModel (no PEFT wrapper, no
+    cross-attention, no reordered attention) with SDPA attention, decoding greedily over the given processors."""
+    config = getattr(model, "config", None)
+    if type(model).__name__ != "GPT2LMHeadModel" or config is None:
+        return False
+    if config.add_cross_attention or config.reorder_and_upcast_attn or config._attn_implementation != "sdpa":
+        return False
+    unknown = set(kwargs) - {*_INERT, "max_new_tokens", "top_p", "temperature", "top_k"}
+    return not unknown and all(kwargs.get(key, inert) in (None, inert) for key, inert in _INERT.items())
+
+
+def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_new_tokens: int, eos_token_id: int,
+           pad_token_id: int, logits_processor: LogitsProcessorList) -> torch.Tensor:
+    """The sequences generate returns for left-padded prompts: prompt + new tokens, a row that has ended padded with
+    pad_token_id, as wide as the longest row (generate stops when every row has ended)."""
+    rows, width = input_ids.shape
+    transformer, config = model.transformer, model.config
+    heads, size = config.n_head, config.n_embd
+    length = width + max_new_tokens  # generate's static cache holds this many positions
+    dtype, device = transformer.wte.weight.dtype, input_ids.device
+    attention = ALL_ATTENTION_FUNCTIONS.get_interface(config._attn_implementation, None)
+    cache = [(torch.zeros(rows, heads, length, size // heads, dtype=dtype, device=device),
+              torch.zeros(rows, heads, length, size // heads, dtype=dtype, device=device)) for _ in transformer.h]
+    # which positions hold a token (left padding does not); generate extends the mask with ones, ended rows too
+    present = torch.zeros(rows, length, dtype=torch.bool, device=device)
+    present[:, :width] = attention_mask.bool()
+    positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # generate's: a pad position is 0
+    earlier = torch.ones(length, length, dtype=torch.bool, device=device).tril()
+    # a padding query attends to itself, so that its (unused) keys and values stay finite
+    mask = (earlier[:width] & present[:, None]) | torch.eye(width, length, dtype=torch.bool, device=device)
+    unfinished = torch.ones(rows, dtype=torch.bool, device=device)
+    sequences, start, step_ids = input_ids, 0, input_ids
+    with torch.inference_mode():
+        while True:
+            logits = _forward(transformer, model.lm_head, cache, attention, step_ids, positions, mask[:, None], start)
+            scores = logits_processor(sequences, logits.float())
+            chosen = torch.where(unfinished, scores.argmax(-1), pad_token_id)
+            sequences = torch.cat([sequences, chosen[:, None]], dim=-1)
+            unfinished &= chosen != eos_token_id
+            if not unfinished.any() or sequences.shape[1] >= length:
+                return sequences
+            start += step_ids.shape[1]
+            present[:, start] = True
+            mask = (earlier[start][None] & present)[:, None]  # (rows, 1 query, length)
+            positions, step_ids = positions[:, -1:] + 1, chosen[:, None]
+
+
+def _forward(transformer, lm_head, cache, attention, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor,
+             start: int) -> torch.Tensor:
+    """The next-token logits after ids (at positions, written into the cache from `start`), as GPT2LMHeadModel
+    computes them: the blocks' modules in their order, the cache's whole length masked as a static cache is."""
+    hidden = transformer.wte(ids) + transformer.wpe(positions)
+    rows, count, size = hidden.shape
+    for block, (keys, values) in zip(transformer.h, cache, strict=True):
+        attn = block.attn
+        query, key, value = attn.c_attn(block.ln_1(hidden)).split(size, dim=2)
+        split = (rows, count, -1, attn.head_dim)
+        keys[:, :, start : start + count] = key.view(split).transpose(1, 2)
+        values[:, :, start : start + count] = value.view(split).transpose(1, 2)
+        mixed, _ = attention(attn, query.view(split).transpose(1, 2), keys, values, mask, dropout=0.0,
+                             scaling=attn.scaling)
+        hidden = attn.c_proj(mixed.reshape(rows, count, size)) + hidden
+        hidden = hidden + block.mlp(block.ln_2(hidden))
+    return lm_head(transformer.ln_f(hidden[:, -1:]))[:, -1]
