@@ -1,8 +1,8 @@
 """Decoding for a plain GPT-2 without transformers' generate loop. The default model is tiny (3 layers of 192), so a
 step's arithmetic takes microseconds and generate's own work per step (input preparation, cache objects, mask
-building, stopping checks: about 2 ms) was most of a request's decoding. This loop runs the model's own modules
-(layer norms, projections, MLPs, the attention function transformers picks) over a preallocated KV cache of
-generate's static length, so the logits are generate's, bit for bit, and so are the texts: the same processors
+building, stopping checks: about 2 ms) was most of a request's decoding. This loop makes GPT-2's operations with
+its modules' weights (layer norms, projections, MLPs, SDPA attention) over a preallocated KV cache of generate's
+static length, so the logits are generate's, bit for bit, and so are the texts: the same processors
 see the same ids and scores, and the token is the argmax of what they return (NucleusSample draws by leaving one
 token finite), as generate takes it when told not to sample.
 
@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from transformers import LogitsProcessorList
-from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 # generate settings this loop does not implement, with the values under which they do nothing
 _INERT = {"num_beams": 1, "do_sample": False, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0}
@@ -43,7 +43,6 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_
     heads, size = config.n_head, config.n_embd
     length = width + max_new_tokens  # generate's static cache holds this many positions
     dtype, device = transformer.wte.weight.dtype, input_ids.device
-    attention = ALL_ATTENTION_FUNCTIONS.get_interface(config._attn_implementation, None)
     cache = [(torch.zeros(rows, heads, length, size // heads, dtype=dtype, device=device),
               torch.zeros(rows, heads, length, size // heads, dtype=dtype, device=device)) for _ in transformer.h]
     # which positions hold a token (left padding does not); generate extends the mask with ones, ended rows too
@@ -57,7 +56,7 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_
     sequences, start, step_ids = input_ids, 0, input_ids
     with torch.inference_mode():
         while True:
-            logits = _forward(transformer, model.lm_head, cache, attention, step_ids, positions, mask[:, None], start)
+            logits = _forward(transformer, model.lm_head, cache, step_ids, positions, mask[:, None], start)
             scores = logits_processor(sequences, logits.float())
             chosen = torch.where(unfinished, scores.argmax(-1), pad_token_id)
             sequences = torch.cat([sequences, chosen[:, None]], dim=-1)
@@ -70,20 +69,32 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_
             positions, step_ids = positions[:, -1:] + 1, chosen[:, None]
 
 
-def _forward(transformer, lm_head, cache, attention, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor,
+def _forward(transformer, lm_head, cache, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor,
              start: int) -> torch.Tensor:
     """The next-token logits after ids (at positions, written into the cache from `start`), as GPT2LMHeadModel
-    computes them: the blocks' modules in their order, the cache's whole length masked as a static cache is."""
+    computes them: the blocks' operations in their order with the modules' weights, called as functions (a module
+    call costs more than this model's arithmetic), the cache's whole length masked as a static cache is."""
     hidden = transformer.wte(ids) + transformer.wpe(positions)
     rows, count, size = hidden.shape
     for block, (keys, values) in zip(transformer.h, cache, strict=True):
-        attn = block.attn
-        query, key, value = attn.c_attn(block.ln_1(hidden)).split(size, dim=2)
+        attn, mlp = block.attn, block.mlp
+        query, key, value = _conv1d(attn.c_attn, _layer_norm(block.ln_1, hidden)).split(size, dim=2)
         split = (rows, count, -1, attn.head_dim)
         keys[:, :, start : start + count] = key.view(split).transpose(1, 2)
         values[:, :, start : start + count] = value.view(split).transpose(1, 2)
-        mixed, _ = attention(attn, query.view(split).transpose(1, 2), keys, values, mask, dropout=0.0,
-                             scaling=attn.scaling)
-        hidden = attn.c_proj(mixed.reshape(rows, count, size)) + hidden
-        hidden = hidden + block.mlp(block.ln_2(hidden))
-    return lm_head(transformer.ln_f(hidden[:, -1:]))[:, -1]
+        # transformers' sdpa_attention_forward with a mask: this call, with these arguments
+        mixed = F.scaled_dot_product_attention(query.view(split).transpose(1, 2), keys, values, attn_mask=mask,
+                                               dropout_p=0.0, scale=attn.scaling, is_causal=False)
+        hidden = _conv1d(attn.c_proj, mixed.transpose(1, 2).reshape(rows, count, size)) + hidden
+        hidden = hidden + _conv1d(mlp.c_proj, mlp.act(_conv1d(mlp.c_fc, _layer_norm(block.ln_2, hidden))))
+    return lm_head(_layer_norm(transformer.ln_f, hidden[:, -1:]))[:, -1]
+
+
+def _layer_norm(module, hidden: torch.Tensor) -> torch.Tensor:
+    return F.layer_norm(hidden, module.normalized_shape, module.weight, module.bias, module.eps)
+
+
+def _conv1d(module, hidden: torch.Tensor) -> torch.Tensor:
+    """transformers' Conv1D (a linear layer with its weight transposed)."""
+    found = torch.addmm(module.bias, hidden.view(-1, hidden.size(-1)), module.weight)
+    return found.view(*hidden.shape[:-1], found.size(-1))
