@@ -230,8 +230,8 @@ def _children(pid: int) -> list[int]:
 
 @pytest.mark.skipif(not Path("/proc").exists(), reason="reads the process tree from /proc")
 def test_server_processes_answer_together_and_end_with_their_parent(registry, champion) -> None:
-    """REASONGEN_SERVE_PROCESSES=2: two forked servers on one port answer two requests at once with the texts one
-    answers alone; killed outright (SIGKILL: it passes nothing on), the parent leaves no server behind."""
+    """REASONGEN_SERVE_PROCESSES=2: two forked copies of the model write two requests at once, the texts of one sent
+    alone; killed outright (SIGKILL: it tells them nothing), the server leaves no copy behind."""
     work, env, _ = registry
     port = free_port()
     serve_env = {"MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}", **env, "REASONGEN_SERVE_PROCESSES": "2"}
@@ -257,7 +257,7 @@ def test_server_processes_answer_together_and_end_with_their_parent(registry, ch
     deadline = time.time() + 30  # each server notices within a second, then shuts down gracefully
     while servers_alive(servers) and time.time() < deadline:
         time.sleep(0.5)
-    assert not servers_alive(servers), "a server process outlived its parent"
+    assert not servers_alive(servers), "a forked copy outlived the server"
 
 
 def servers_alive(pids: list[int]) -> list[int]:

@@ -4,11 +4,12 @@ and the serving limits, param defaults and one-line errors of src/reasongen/serv
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 from mlflow.exceptions import MlflowException
 
-from reasongen import serving
+from reasongen import processes, serving
 from reasongen.adgen.generator import request_row
 from reasongen.adgen.prompts import prompt_for_row
 from reasongen.explain.generator import request_row as explain_row
@@ -92,3 +93,26 @@ def test_server_messages_become_one_line() -> None:
     assert one_line(wrapped) == "row 0: length_bucket 'huge' is not one of short, medium, long"
     assert one_line("Invalid input.\nInput: \nb'{not'") == "Invalid input."
     assert len(one_line("x" * 5000)) == serving.MAX_MESSAGE_CHARS
+
+
+class _Echo:
+    """A stand-in model: each text names the process that wrote it; overrides {"fail": True} raise."""
+
+    def write(self, rows, overrides):
+        if overrides.get("fail"):
+            raise ValueError("bad row\nsecond line")
+        return [f"{os.getpid()}:{row['content']}" for row in rows]
+
+
+@pytest.mark.skipif(not processes.can_fork(), reason="the copies are forked")
+def test_the_writer_pool_writes_in_forked_copies_and_answers_their_errors_in_one_line() -> None:
+    pool = serving.WriterPool(_Echo(), 2)
+    try:
+        texts = pool.write([{"content": "a"}, {"content": "b"}], {})
+        assert [text.split(":", 1)[1] for text in texts] == ["a", "b"]
+        assert int(texts[0].split(":")[0]) != os.getpid()  # written by a copy, not here
+        with pytest.raises(RuntimeError, match=r"^bad row$"):
+            pool.write([{"content": "a"}], {"fail": True})
+        assert pool.write([{"content": "c"}], {})[0].endswith(":c")  # a failed request leaves the copies working
+    finally:
+        pool.executor.shutdown()

@@ -5,7 +5,6 @@ that refuses an oversized body before reading it, refuses unknown params, and an
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -230,15 +229,15 @@ def serve(model_uri: str, host: str, port: int, limits: Mapping[str, Any] | None
     torch.set_num_threads(threads.serving_threads(sum(weight.numel() for weight in model.parameters())))
     count = threads.serving_processes(torch.get_num_threads()) if processes.can_fork() else 1
     warm_up(registered)
-    print(f"serving {model_uri} on http://{host}:{port}/invocations with limits {effective}, {count} "
-          f"process(es) of {torch.get_num_threads()} torch thread(s) (REASONGEN_SERVE_PROCESSES and "
+    print(f"serving {model_uri} on http://{host}:{port}/invocations with limits {effective}, texts written by "
+          f"{count} process(es) of {torch.get_num_threads()} torch thread(s) (REASONGEN_SERVE_PROCESSES and "
           "REASONGEN_THREADS set them)", flush=True)
+    if count > 1:
+        served = registered.unwrap_python_model()
+        served.pool = WriterPool(served, count)
     # a bounded graceful shutdown: SIGTERM ends the server even while a request is still generating
     config = uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=10, log_level="warning")
-    if count == 1:
-        uvicorn.Server(config).run()
-    else:
-        serve_forked(config, count)
+    uvicorn.Server(config).run()
 
 
 def warm_up(registered) -> None:
@@ -253,40 +252,61 @@ def warm_up(registered) -> None:
         print(f"warning: the model could not answer its own input example ({one_line(str(error))})", flush=True)
 
 
-def serve_forked(config, processes: int) -> None:
-    """`processes` servers answering on one listening socket, forked once the model is loaded (its weights are
-    shared, copy-on-write). SIGTERM and SIGINT are passed on to them; this process ends when they have, and each
-    ends when this process is gone (killed outright, it could not pass anything on)."""
-    import uvicorn
+class WriterPool:
+    """`processes` forked copies of a loaded model that write the texts of requests in turn, while this process
+    answers HTTP: each request goes to the first copy that is free (one shared queue). Forked servers sharing a
+    listening socket each accepted connections while busy, so a request could wait behind another one although a
+    second server was idle (p99 twice the median). The copies share the weights copy-on-write; each ends when this
+    process is gone (killed outright, it could not tell them)."""
 
-    listening = config.bind_socket()
-    parent = os.getpid()
-    children = []
-    for _ in range(processes):
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
-                uvicorn.Server(config).run(sockets=[listening])
-                code = 0
-            finally:
-                os._exit(code)
-        children.append(pid)
+    def __init__(self, model: GeneratorModel, processes: int):
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
 
-    def pass_on(signum, _frame) -> None:
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
+        global _FORKED
+        _FORKED = model  # what the forked copies write with
+        self.executor = ProcessPoolExecutor(processes, mp_context=get_context("fork"), initializer=_start_copy,
+                                            initargs=(os.getpid(),))
+        self.executor.submit(os.getpid).result()  # fork every copy now, before the HTTP server starts its threads
 
-    signal.signal(signal.SIGTERM, pass_on)
-    signal.signal(signal.SIGINT, pass_on)
-    for pid in children:
-        os.waitpid(pid, 0)
+    def write(self, rows: list[dict[str, Any]], overrides: dict[str, Any]) -> list[str]:
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            outcome, found = self.executor.submit(_write_forked, rows, overrides).result()
+        except BrokenProcessPool:
+            raise RuntimeError("a server process ended unexpectedly (out of memory?); restart `reasongen serve`"
+                               ) from None
+        if outcome == "error":
+            raise RuntimeError(found)
+        return found
+
+
+_FORKED: GeneratorModel | None = None
+_WRITER: Any = None  # a forked copy's own thread that writes (see _start_copy)
+
+
+def _write_forked(rows: list[dict[str, Any]], overrides: dict[str, Any]) -> tuple[str, Any]:
+    """In a forked copy: ("ok", texts), or ("error", a one-line message) (an exception may not survive pickling)."""
+    try:
+        return "ok", _WRITER.submit(_FORKED.write, rows, overrides).result()
+    except Exception as error:  # noqa: BLE001 - the server answers it as the in-process model would
+        return "error", one_line(str(error) or type(error).__name__)
+
+
+def _start_copy(parent: int) -> None:
+    """A forked copy's start: it ends when `parent` is gone, and writes on a thread of its own. The thread that
+    forked it ran torch (the warm-up), and OpenMP's threads do not survive a fork: torch on a forked thread that
+    had used them waits for them forever, torch on a new thread starts its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    global _WRITER
+    _WRITER = ThreadPoolExecutor(1)
+    threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
 
 
 def _end_with(parent: int) -> None:
-    """Ask this server process to stop (as SIGTERM does) once `parent` has gone."""
+    """Ask this process to stop (as SIGTERM does) once `parent` has gone."""
     while os.getppid() == parent:
         time.sleep(1)
     os.kill(os.getpid(), signal.SIGTERM)
@@ -303,6 +323,7 @@ class GeneratorModel(mlflow.pyfunc.PythonModel):
 
     generator_class: Any
     request_row: Callable[[dict[str, Any]], dict[str, Any]]
+    pool: WriterPool | None = None  # forked copies that write (reasongen serve with several processes)
 
     def load_context(self, context) -> None:
         config = context.model_config or {}
@@ -312,6 +333,8 @@ class GeneratorModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input, params: dict[str, Any] | None = None) -> list[str]:
         rows, overrides = request_rows(model_input, params, self.limits, type(self).request_row)
+        if self.pool is not None:
+            return self.pool.write(rows, overrides)
         with GENERATE_LOCK:  # torch's random generator is shared: one seeded decoding at a time
             return self.write(rows, overrides)
 
