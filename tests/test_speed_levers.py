@@ -212,7 +212,7 @@ def test_the_lean_gpt2_loop_returns_what_generate_returns(tiny_model, bpe_tokeni
     from reasongen.modeling.encoding import encode_prompt
     from reasongen.modeling.generation import left_pad, static_cache
 
-    model = tiny_model("gpt2", bpe_tokenizer).eval().to(dtype)
+    model = tiny_model("gpt2", bpe_tokenizer).eval().to(dtype)  # new: no earlier call sized generate's cache
     index, eos, pad = TokenIndex.of(bpe_tokenizer), bpe_tokenizer.eos_token_id, bpe_tokenizer.pad_token_id
     prompts = ["类型#裙*颜色#蓝色*风格#清新*裙长#连衣裙", "类型#裤", "类型#上衣*材质#棉"]  # unequal: left padding
     ids, mask = left_pad([encode_prompt(bpe_tokenizer, p) for p in prompts], pad, "cpu")

@@ -1,10 +1,13 @@
 """Decoding for a plain GPT-2 without transformers' generate loop. The default model is tiny (3 layers of 192), so a
 step's arithmetic takes microseconds and generate's own work per step (input preparation, cache objects, mask
 building, stopping checks: about 2 ms) was most of a request's decoding. This loop makes GPT-2's operations with
-its modules' weights (layer norms, projections, MLPs, SDPA attention) over a preallocated KV cache of generate's
-static length, so the logits are generate's, bit for bit, and so are the texts: the same processors
-see the same ids and scores, and the token is the argmax of what they return (NucleusSample draws by leaving one
-token finite), as generate takes it when told not to sample.
+its modules' weights (layer norms, projections, MLPs, SDPA attention) over a preallocated KV cache as long as the
+call needs, and the same processors see the same ids and scores; the token is the argmax of what they return
+(NucleusSample draws by leaving one token finite), as generate takes it when told not to sample. So the texts are
+generate's, with one difference: generate's static cache keeps the longest length any earlier call on the model
+needed, and SDPA's sums over a longer (masked) cache may round a bf16 logit differently (1 unit in the last place:
+1 of 40 test prompts after a longer call), which can turn a sampled token. Here a text does not depend on what was
+generated before it.
 
 Anything else (PEFT wrappers, other architectures, generate's own sampling, beams or penalties) goes through
 generate: `fits` says which."""
