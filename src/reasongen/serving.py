@@ -242,7 +242,7 @@ def serve(model_uri: str, host: str, port: int, limits: Mapping[str, Any] | None
 
 def warm_up(registered) -> None:
     """Answer the registered input example once: the first request's one-off work (jieba's dictionary, the clause
-    index of retrieve-and-edit) is then done before any request, and before the server processes fork, once."""
+    index of retrieve-and-edit) is then done before any request, and before the writing copies fork, once."""
     example = registered.input_example
     if example is None:
         return
