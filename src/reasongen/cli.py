@@ -147,7 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
         commands, "serve", "serve a registered model over HTTP on loopback (what `make serve` runs)",
         "MLflow's scoring server (POST /invocations, GET /ping) for a registered pyfunc model of either task, with "
         "the limits registered with it (conf/serving/): rows per request, characters per field, max_new_tokens, and "
-        "the body size, refused before it is read. Every bad request gets a 4xx with a one-line reason.")
+        "the body size, refused before it is read. Every bad request gets a 4xx with a one-line reason. A small "
+        "model's texts are written by a process per core, each request by the first free one "
+        "(REASONGEN_SERVE_PROCESSES sets how many; REASONGEN_THREADS or OMP_NUM_THREADS their torch threads, and "
+        "then fewer processes).")
     serve.add_argument("--model", required=True, help="models:/reasongen-adgen@champion, models:/reasongen-explain/3, "
                        "runs:/...")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, loopback)")
