@@ -249,3 +249,21 @@ def test_the_lean_gpt2_loop_leaves_what_it_does_not_implement_to_generate(tiny_m
     assert not gpt2_decoding.fits(tiny_model("llama", bpe_tokenizer), greedy)
     wrapped = get_peft_model(gpt2, LoraConfig(r=2, target_modules=["c_attn"], fan_in_fan_out=True))
     assert not gpt2_decoding.fits(wrapped, greedy)
+
+
+def test_a_small_models_server_says_when_the_users_threads_leave_cores_without_a_process(monkeypatch):
+    monkeypatch.setattr(threads, "affinity_cores", lambda: 4)
+    monkeypatch.delenv("REASONGEN_THREADS", raising=False)
+    monkeypatch.delenv("REASONGEN_SERVE_PROCESSES", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")  # exported for training
+    small = 1_900_000
+    advice = threads.serving_advice(small, 4, threads.serving_processes(4))
+    assert advice and "REASONGEN_THREADS=1" in advice and "1 process(es) on 4 cores" in advice
+    assert threads.serving_advice(500_000_000, 4, 1) is None  # a large model's threads do share its ops
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert "2 process(es)" in threads.serving_advice(small, 2, threads.serving_processes(2))
+    monkeypatch.setenv("REASONGEN_SERVE_PROCESSES", "1")  # the user chose the processes too
+    assert threads.serving_advice(small, 2, 1) is None
+    monkeypatch.delenv("REASONGEN_SERVE_PROCESSES")
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert threads.serving_advice(small, threads.serving_threads(small), 4) is None  # the default: one thread each

@@ -225,9 +225,12 @@ def serve(model_uri: str, host: str, port: int, limits: Mapping[str, Any] | None
     effective = check_limits(config.get("limits") or {}, config.get("generation") or {"max_new_tokens": 1})
     app = Guard(scoring_server.init(registered), effective.get("max_body_bytes"),
                 [spec.name for spec in registered.metadata.get_params_schema().params])
-    model = registered.unwrap_python_model().generator.model
-    torch.set_num_threads(threads.serving_threads(sum(weight.numel() for weight in model.parameters())))
+    parameters = sum(weight.numel() for weight in registered.unwrap_python_model().generator.model.parameters())
+    torch.set_num_threads(threads.serving_threads(parameters))
     count = threads.serving_processes(torch.get_num_threads()) if processes.can_fork() else 1
+    advice = threads.serving_advice(parameters, torch.get_num_threads(), count)
+    if advice:
+        print(advice, flush=True)
     warm_up(registered)
     print(f"serving {model_uri} on http://{host}:{port}/invocations with limits {effective}, texts written by "
           f"{count} process(es) of {torch.get_num_threads()} torch thread(s) (REASONGEN_SERVE_PROCESSES and "
