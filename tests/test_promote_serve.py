@@ -254,7 +254,7 @@ def test_server_processes_answer_together_and_end_with_their_parent(registry, ch
     finally:
         process.kill()
         process.wait()
-    deadline = time.time() + 30  # each server notices within a second, then shuts down gracefully
+    deadline = time.time() + 30  # each copy notices within a second, then stops
     while servers_alive(servers) and time.time() < deadline:
         time.sleep(0.5)
     assert not servers_alive(servers), "a forked copy outlived the server"

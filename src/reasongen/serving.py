@@ -225,7 +225,8 @@ def serve(model_uri: str, host: str, port: int, limits: Mapping[str, Any] | None
     effective = check_limits(config.get("limits") or {}, config.get("generation") or {"max_new_tokens": 1})
     app = Guard(scoring_server.init(registered), effective.get("max_body_bytes"),
                 [spec.name for spec in registered.metadata.get_params_schema().params])
-    parameters = sum(weight.numel() for weight in registered.unwrap_python_model().generator.model.parameters())
+    served = registered.unwrap_python_model()
+    parameters = sum(weight.numel() for weight in served.generator.model.parameters())
     torch.set_num_threads(threads.serving_threads(parameters))
     count = threads.serving_processes(torch.get_num_threads()) if processes.can_fork() else 1
     advice = threads.serving_advice(parameters, torch.get_num_threads(), count)
@@ -236,7 +237,6 @@ def serve(model_uri: str, host: str, port: int, limits: Mapping[str, Any] | None
           f"{count} process(es) of {torch.get_num_threads()} torch thread(s) (REASONGEN_SERVE_PROCESSES and "
           "REASONGEN_THREADS set them)", flush=True)
     if count > 1:
-        served = registered.unwrap_python_model()
         served.pool = WriterPool(served, count)
     # a bounded graceful shutdown: SIGTERM ends the server even while a request is still generating
     config = uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=10, log_level="warning")

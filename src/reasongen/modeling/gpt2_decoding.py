@@ -44,17 +44,19 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_
     rows, width = input_ids.shape
     transformer, config = model.transformer, model.config
     heads, size = config.n_head, config.n_embd
-    length = width + max_new_tokens  # generate's static cache holds this many positions
+    length = width + max_new_tokens  # the call's own cache length (generate's, on a model's first call)
     dtype, device = transformer.wte.weight.dtype, input_ids.device
     cache = [(torch.zeros(rows, heads, length, size // heads, dtype=dtype, device=device),
               torch.zeros(rows, heads, length, size // heads, dtype=dtype, device=device)) for _ in transformer.h]
-    # which positions hold a token (left padding does not); generate extends the mask with ones, ended rows too
+    # which positions hold a token (left padding does not; none past the newest): what a new token attends to.
+    # generate extends the mask with ones, ended rows too
     present = torch.zeros(rows, length, dtype=torch.bool, device=device)
     present[:, :width] = attention_mask.bool()
     positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # generate's: a pad position is 0
-    earlier = torch.ones(length, length, dtype=torch.bool, device=device).tril()
-    # a padding query attends to itself, so that its (unused) keys and values stay finite
-    mask = (earlier[:width] & present[:, None]) | torch.eye(width, length, dtype=torch.bool, device=device)
+    # the prompt's own queries are causal; a padding query attends to itself, so that its (unused) keys and values
+    # stay finite
+    causal = torch.ones(width, length, dtype=torch.bool, device=device).tril()
+    mask = (causal & present[:, None]) | torch.eye(width, length, dtype=torch.bool, device=device)
     unfinished = torch.ones(rows, dtype=torch.bool, device=device)
     sequences, start, step_ids = input_ids, 0, input_ids
     with torch.inference_mode():
@@ -68,7 +70,7 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_
                 return sequences
             start += step_ids.shape[1]
             present[:, start] = True
-            mask = (earlier[start][None] & present)[:, None]  # (rows, 1 query, length)
+            mask = present[:, None]  # (rows, 1 query, length)
             positions, step_ids = positions[:, -1:] + 1, chosen[:, None]
 
 
