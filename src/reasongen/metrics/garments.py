@@ -63,7 +63,7 @@ GARMENTS: dict[str, Garment] = {
         睡裙:"""),
     **_nouns(TROUSERS, LENGTH, """长裤:长裤/九分/八分 短裤:短裤/五分裤 热裤:短裤/五分裤 九分裤:九分 七分裤:七分
         五分裤:五分/短裤 八分裤:八分"""),
-    **_nouns(TROUSERS, PIECE, "连衣裤:连衣裤/连体裤 连体裤:连衣裤/连体裤"),
+    **_nouns(TROUSERS, PIECE, "连衣裤:连衣裤/连体裤 连体裤:连衣裤/连体裤 连身裤:连衣裤/连体裤"),
     **_nouns(TROUSERS, KIND, f"""裤子: 裤装: 裙裤: 休闲裤: 运动裤: 卫裤: 西装裤: 西裤: 工装裤: 打底裤:
         阔腿裤:阔腿!{_SHORT} 直筒裤:直筒!{_SHORT} 哈伦裤:哈伦!{_SHORT} 背带裤:背带 铅笔裤:铅笔/小脚!{_SHORT}
         垮裤!{_SHORT} 灯笼裤:灯笼 牛仔裤:牛仔 小脚裤:小脚/铅笔!{_SHORT} 喇叭裤:喇叭/微喇!{_SHORT}
@@ -79,6 +79,9 @@ GARMENTS: dict[str, Garment] = {
 }
 # 裙裤 (culottes) is a skirt to the eye and trousers by cut: either category fits.
 _CATEGORIES = {"裙裤": (SKIRT, TROUSERS), SKIRT: (SKIRT,), TROUSERS: (TROUSERS,)}
+# Facets that an input silent on them still decides: 类型#裤 alone is two-legged trousers (each of the 43 jumpsuits
+# of the 5,000 training rows has 连体裤 or 连衣裤 among its values), while 类型#裙 alone is a dress or a skirt.
+_NAMED_ONLY_BY_INPUT = frozenset({(TROUSERS, PIECE)})
 # Keys whose values name the garment (裤型#阔腿裤, 衣样式#套头衫, 裙长#连衣裙).
 NARROWING_KEYS = ("衣样式", "裤型", "裙型", "裤长", "裙长")
 # Generic names of a category: in a text they are as often a pairing (任何上衣), a part (a dress's 上衣) or a
@@ -204,7 +207,8 @@ def noun_fits(noun: str, pairs: Attributes, phrase: str = "") -> bool:
     * it contradicts no input value (its conflicts), unless an input value supports it;
     * when the input names the garment in the noun's facet (length 九分裤, piece 连衣裙, kind 阔腿裤 / 套头衫),
       a specific noun needs a support term in an input value, or its phrase must keep the input's name
-      (阔腿牛仔裤 for 阔腿裤). An input silent on the facet leaves any noun of the category possible."""
+      (阔腿牛仔裤 for 阔腿裤). An input silent on the facet leaves any noun of the category possible, except in
+      the facets only the input can name (_NAMED_ONLY_BY_INPUT: a jumpsuit)."""
     kinds = {value for key, value in pairs if key == TYPE_KEY}
     categories = _CATEGORIES.get(noun) or (GARMENTS[noun].category,)
     if kinds and ANY not in categories and not kinds & set(categories):
@@ -216,7 +220,7 @@ def noun_fits(noun: str, pairs: Attributes, phrase: str = "") -> bool:
     own = noun.rstrip("裙裤衫衣服")  # 吊带 for 吊带裙: the input names what the noun is made of
     if any(term in given for term in garment.support) or (len(own) > 1 and own in given):
         return True
-    if any(term in given for term in garment.conflicts):
+    if any(term in given for term in garment.conflicts) or (garment.category, garment.facet) in _NAMED_ONLY_BY_INPUT:
         return False
     names = garment_names(pairs, garment.facet)
     return not garment.support or not names or any(name in phrase[-6:] + noun for name in names)
@@ -251,6 +255,9 @@ GENERIC_PART_VALUES = frozenset({"收口"})  # 收口 is any gathered edge (a wa
 # Parts only trousers have (found by reading: 翻遍的裤脚 on a skirt); an input value with 裤 (裙裤, 连体裤) has them.
 TROUSER_PARTS = ("裤脚", "裤腿", "裤管")
 TROUSER_PART_KEY = "裤部件"
+# Collar and sleeve words that are no value of any key (the lexicon has 罗纹袖口, not 袖口), found by reading: a
+# cuff that hugs the wrist on a 半身裙. Reported under these keys.
+UPPER_BODY_PARTS = {"袖口": "袖型", "袖子": "袖型", "衣袖": "袖型", "领口": "领型", "衣领": "领型", "领子": "领型"}
 
 
 def lower_body_only(pairs: Attributes) -> bool:
@@ -299,13 +306,14 @@ def _present(lowered: str, value_index: tuple[dict[str, list[tuple[str, str]]], 
 
 def incompatible_parts(text: str, pairs: Attributes, value_lexicon: Mapping[str, Sequence[str]]
                        ) -> list[tuple[str, str]]:
-    """(key, value) of the collar and sleeve values (PART_KEYS' known values) that text gives to a product that
-    has neither (lower_body_only), and of the trouser parts (TROUSER_PARTS) it gives to a product no input value
-    calls trousers, outside suggestions of another garment (other_garment_spans): 经典的圆领 on trousers or 翻边的
-    裤脚 on a skirt, not 搭配圆领t恤."""
+    """(key, value) of the collar and sleeve values (PART_KEYS' known values, UPPER_BODY_PARTS) that text gives to
+    a product that has neither (lower_body_only), and of the trouser parts (TROUSER_PARTS) it gives to a product
+    no input value calls trousers, outside suggestions of another garment (other_garment_spans): 经典的圆领 on
+    trousers or 翻边的裤脚 on a skirt, not 搭配圆领t恤."""
     candidates = [(TROUSER_PART_KEY, part) for part in TROUSER_PARTS] if not any(
         "裤" in value for _, value in pairs) else []
     if lower_body_only(pairs):
         candidates += [(key, value) for key in PART_KEYS for value in value_lexicon.get(key, ())
                        if len(value) > 1 and value not in GENERIC_PART_VALUES]
+        candidates += [(key, part) for part, key in UPPER_BODY_PARTS.items()]
     return find_values(text, candidates, other_garment_spans(text)) if candidates else []

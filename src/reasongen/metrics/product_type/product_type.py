@@ -14,9 +14,9 @@ reasongen.metrics.garments.product_type_mismatches hit: a garment noun used for 
 suggestions such as 搭配短裤 / 内搭t恤 and comparisons left out; generic words such as 裙子 / 上衣 only with
 这款 / 这件 in front) whose category is not the input's 类型, that contradicts an input value, or that names
 another kind than the one the input gives in the same facet (length 九分裤, piece 连衣裙, kind 阔腿裤 / 套头衫).
-incompatible_part_rate = share of texts (×100) that give a collar or sleeve value (the training split's 领型 /
-袖长 / 袖型 values) to trousers or a 半身裙 whose input lists none (garments.incompatible_parts); None without
-value_lexicon."""
+incompatible_part_rate = share of texts (×100) that give a collar or sleeve (the training split's 领型 / 袖长 /
+袖型 values, and 袖口 / 领口 / 衣领 and the like) to trousers or a 半身裙 whose input lists none, or trouser legs to
+a product that is no trousers (garments.incompatible_parts); None without value_lexicon."""
 
 _KWARGS = """predictions: generated texts; contents: the input attribute strings (`类型#裤*裤型#阔腿裤`);
 value_lexicon: {key: [known values]} from the training split (needed for incompatible_part_rate only)."""
