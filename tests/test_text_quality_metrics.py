@@ -22,7 +22,7 @@ os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
 
 LEXICON = {
     "类型": ["上衣", "裙", "裤"],
-    "颜色": ["白色", "蓝色", "深蓝色", "黑色", "黑白", "纯色"],
+    "颜色": ["白色", "蓝色", "深蓝色", "淡蓝色", "黑色", "黑白", "纯色"],
     "材质": ["牛仔布", "棉", "雪纺", "针织"],
     "图案": ["碎花", "波点", "圆点", "印花", "线条", "条纹"],
     "风格": ["简约", "复古", "清新", "性感", "休闲"],
@@ -95,6 +95,7 @@ def test_unlisted_details_leave_what_the_input_licenses(text, content):
     ("精致金属纽扣装饰", "类型#上衣*衣款式#纽扣", [("细节", "金属")]),  # the input's buttons, not metal ones
     ("这款男士短裤，尽显型男魅力", "类型#裤*裤长#短裤", [("细节", "型男"), ("细节", "男士")]),
     ("黑色与黄色两色可选", "类型#上衣*颜色#黑色*颜色#黄色", [("细节", "色可选")]),
+    ("独特的磨白工艺，复古做旧", "类型#裤*材质#牛仔布", [("细节", "做旧"), ("细节", "磨白")]),  # a wash
 ])
 def test_unlisted_details_include_details_no_key_records(text, content, expected):
     assert unlisted_details(text, parse_content(content), LEXICON) == expected
@@ -128,6 +129,10 @@ def test_details_no_key_records_stand_where_the_input_licenses_them(text, conten
     ("直筒的裤型", "类型#裤*裤型#阔腿裤", [("裤型", "直筒")]),
     # a style that claims a design: a 性感 jumper (read in the sample report)
     ("增加了一丝性感的调调", "类型#上衣*风格#运动*衣样式#毛衣", [("风格", "性感")]),
+    # values no training row holds (CLAIMED_VALUES), found by reading the model's texts
+    ("学院风满满，减龄俏皮", "类型#裙*风格#清新", [("风格", "学院")]),
+    ("蓝白相间的大格纹图案", "类型#上衣*图案#条纹", [("图案", "格纹")]),
+    ("淡蓝的裙身很清新", "类型#裙*颜色#白色", [("颜色", "淡蓝")]),  # a colour's stem names it
 ])
 def test_attribute_hallucination_flags_other_values_of_listed_keys(text, content, expected):
     assert sorted(hallucinated(text, content)) == sorted(expected)
@@ -146,6 +151,9 @@ def test_attribute_hallucination_flags_other_values_of_listed_keys(text, content
     ("俏皮的小圆点", "类型#裙*图案#波点"),  # 圆点 are 波点
     ("拉高腰线，显高显瘦", "类型#裙*裙腰型#松紧腰"),  # raising the waistline, not 高腰
     ("复古又简约", "类型#裙*风格#清新"),  # 风格's praise words are opinion, not checked
+    ("经典的格纹元素", "类型#上衣*图案#格子"),  # 格纹 is 格子
+    ("淡蓝的裙身很清新", "类型#裙*颜色#淡蓝色"),  # the stem of the input's own colour
+    ("学院风满满", "类型#裙*颜色#白色"),  # 风格 is not listed: the unlisted-detail view's business
 ])
 def test_attribute_hallucination_leaves_what_a_reader_accepts(text, content):
     assert hallucinated(text, content) == []
@@ -355,9 +363,10 @@ def test_human_references_rarely_break_the_checks():
     # AdvertiseGen references describe another garment than their input's 类型 (data noise, not false alarms).
     rows = [json.loads(line) for line in REFERENCES.read_text(encoding="utf-8").splitlines()[:1000]]
     got = metrics.score_text_quality([row["summary"] for row in rows], rows, value_lexicon=value_lexicon(rows))
-    # attribute hallucination: 4.3% here, 0.5 points of it the styles that claim a design (展现性感美背 on a
-    # product that lists another 风格)
-    assert got["attribute_hallucination_rate"] < 5 and got["product_type_mismatch_rate"] < 6
+    # attribute hallucination: 5.2% here, 0.5 points of it the styles that claim a design (展现性感美背 on a
+    # product that lists another 风格) and 0.9 the claimed values (学院风, mostly on plaid, which the reader of the
+    # model's texts rejects as much as the references' 性感)
+    assert got["attribute_hallucination_rate"] < 6 and got["product_type_mismatch_rate"] < 6
     # repetition: 2.3% here, and every text it adds at four times a word is a real loop (非常 six times, 可以 five)
     # incompatible parts: 2.0% here, two-piece sets sold under 类型#裤 whose top has the collar and cuffs
     assert got["incompatible_part_rate"] < 2.5 and got["repetition_rate"] < 2.5 and got["list_ending_rate"] < 0.5
