@@ -36,6 +36,7 @@ LEXICON = {
     "衣样式": ["套头衫", "polo", "衬衫", "外套", "风衣"],
     "裙长": ["连衣裙", "半身裙", "长裙"],
     "裙款式": ["拼接", "收腰", "吊带"],
+    "裙下摆": ["开叉", "荷叶边"],
     "裙腰型": ["高腰", "松紧腰"],
     "裤长": ["短裤", "九分裤", "七分裤", "长裤"],
     "裤型": ["阔腿裤", "直筒裤"],
@@ -133,6 +134,7 @@ def test_details_no_key_records_stand_where_the_input_licenses_them(text, conten
     ("学院风满满，减龄俏皮", "类型#裙*风格#清新", [("风格", "学院")]),
     ("蓝白相间的大格纹图案", "类型#上衣*图案#条纹", [("图案", "格纹")]),
     ("淡蓝的裙身很清新", "类型#裙*颜色#白色", [("颜色", "淡蓝")]),  # a colour's stem names it
+    ("衣摆两侧不规则开衩", "类型#裙*裙下摆#荷叶边", [("裙下摆", "开衩")]),  # another spelling of 开叉
 ])
 def test_attribute_hallucination_flags_other_values_of_listed_keys(text, content, expected):
     assert sorted(hallucinated(text, content)) == sorted(expected)
@@ -154,6 +156,7 @@ def test_attribute_hallucination_flags_other_values_of_listed_keys(text, content
     ("经典的格纹元素", "类型#上衣*图案#格子"),  # 格纹 is 格子
     ("淡蓝的裙身很清新", "类型#裙*颜色#淡蓝色"),  # the stem of the input's own colour
     ("学院风满满", "类型#裙*颜色#白色"),  # 风格 is not listed: the unlisted-detail view's business
+    ("两侧开衩，行走间灵动", "类型#裙*裙下摆#开叉"),  # the input's own slit, spelled the other way
 ])
 def test_attribute_hallucination_leaves_what_a_reader_accepts(text, content):
     assert hallucinated(text, content) == []
@@ -404,11 +407,14 @@ def test_a_word_worn_out_is_a_repeat_the_input_allows_a_little_more_of():
 
 @pytest.mark.parametrize(("text", "cut"), [
     ("值得一提的是，这款短裤很百搭。", []),  # 的是 before a comma leads on
-    ("纯净的黄色对应的是。显得很性感。", ["的是"]),
+    ("纯净的黄色对应的是。显得很性感。", ["的是", "。显得"]),  # and the next sentence has no subject
     ("肩带各有两个纽扣和，秀气又朦胧。", ["和"]),
     ("穿着舒适的同时。也会有极佳的显瘦效果。", ["同时"]),
     ("高腰的设计能够，拉长比例，搭配短靴和。", ["能够", "和"]),
     ("西装总给人一种“”的感觉，干练利落。", ["“”"]),  # found by reading: a hole where the data removed a name
+    # found by reading: a sentence that opens on a predicate lost its subject (an edit dropped the clause before)
+    ("优雅的黑色调设计，带来简约的美感。呈现出简洁大方的气息。", ["。呈现"]),
+    ("凸显复古高贵的典雅气质，袖口很精致！烘托纤细的腰身。", ["。凸显", "。烘托"]),
 ])
 def test_cut_off_clauses_are_found(text, cut):
     from reasongen.metrics.text_quality import cut_off_clauses
@@ -422,6 +428,8 @@ def test_cut_off_clauses_are_found(text, cut):
     "颜色温柔和，整体造型更加亲和。",  # 柔和, 亲和 are adjectives
     "大胆的撞色，毫不违和，这款休闲裤当仁不让。",
     "西装总给人一种“干练”的感觉。",  # a quotation with words inside
+    "简约的圆领，凸显精致的脸型。",  # a predicate after a comma goes on with the sentence's subject
+    "同时，腰间的系带很精致。彰显都市女性的优雅。",  # openings that references use as often
 ])
 def test_cut_off_leaves_complete_clauses(text):
     from reasongen.metrics.text_quality import cut_off_clauses

@@ -37,6 +37,7 @@ from reasongen.metrics.text_quality import (
     attribute_hallucinations,
     bare_attribute_clause,
     cut_off_clauses,
+    cut_off_ends,
     known_values,
     list_endings,
     normalise,
@@ -267,7 +268,7 @@ def _clause_faulty(clause: str, pairs: Attributes, checks: Checks, enabled: froz
         return True
     if "drop_unnamed_details" in enabled and unnamed_detail(clause, pairs):
         return True
-    if "drop_cut_off" in enabled and cut_off_clauses(clause if clause[-1:] in _CLAUSE_ENDS else clause + "。"):
+    if "drop_cut_off" in enabled and cut_off_ends(clause if clause[-1:] in _CLAUSE_ENDS else clause + "。"):
         return True
     if "drop_hallucinations" in enabled and (hallucinated_values(clause, pairs, lexicon, checks.checked_keys)
                                              or attribute_hallucinations(clause, pairs, lexicon)):

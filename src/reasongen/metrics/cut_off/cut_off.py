@@ -1,4 +1,5 @@
-"""Cut-off clauses: texts with a clause that ends on a word needing a continuation (肩带各有两个纽扣和，)."""
+"""Cut-off clauses: texts with a clause that ends on a word needing a continuation (肩带各有两个纽扣和，) or a
+sentence that lost its beginning (。烘托纤细的腰身)."""
 
 import evaluate
 
@@ -8,7 +9,8 @@ from reasongen.metrics.text_quality import cut_off_clauses
 _DESCRIPTION = """cut_off_rate = share of texts (×100) with a clause cut off (reasongen.metrics.text_quality.
 cut_off_clauses): one that ends, before any clause punctuation, on 和 / 与 / 以及 / 将 / 让 / 把 / 被 / 对于 / 不仅 /
 能够 / 一下子就 (柔和, 亲和, 当仁不让 and the like aside), or before a full stop on 的是 / 同时 / 而且 / 并且 / 但是 /
-因为 / 所以. The human references: 0.5% (mostly 同时。 in the data)."""
+因为 / 所以; or a sentence that opens on a predicate and so has no subject (。呈现出…, 。烘托…: text_quality.
+headless_sentences). The 5,000 human references: 0.4% for the first kind, 2.2% with both."""
 
 _KWARGS = "predictions: generated texts."
 
