@@ -440,3 +440,15 @@ def test_cut_off_leaves_complete_clauses(text):
 def test_cut_off_module_rate():
     got = metrics.load("cut_off").compute(predictions=["肩带各有两个纽扣和，秀气。", "简约的圆领，修饰脸型。"])
     assert got["cut_off_rate"] == 50.0
+
+
+def test_sample_report_notes_say_which_end_of_a_clause_is_cut():
+    from reasongen.adgen.sample_report import notes
+    from reasongen.adgen.selection import Checks
+
+    checks = Checks(LEXICON, ["颜色", "材质"], [80, 120])
+    row = {"content": "类型#裙*颜色#蓝色"}
+    pairs = parse_content(row["content"])
+    assert notes("这款蓝色的裙子很清新。呈现出简洁大方的气息。", row, pairs, checks) == "no subject: 。呈现"
+    assert notes("这款蓝色的裙子很清新，搭配短靴和。", row, pairs, checks) == "cut off after: 和"
+    assert notes("这款蓝色的裙子很清新，凸显出简洁大方的气息。", row, pairs, checks) == "ok"

@@ -14,7 +14,8 @@ from reasongen.metrics.garments import incompatible_parts, product_type_mismatch
 from reasongen.metrics.text_checks import hallucinated_values
 from reasongen.metrics.text_quality import (
     attribute_hallucinations,
-    cut_off_clauses,
+    cut_off_ends,
+    headless_sentences,
     known_values,
     list_endings,
     repeated_phrases,
@@ -53,7 +54,8 @@ def mark(text: str, pairs, checks: Checks, marks: Marks = MARKDOWN) -> str:
 def notes(text: str, row: Mapping[str, Any], pairs, checks: Checks) -> str:
     """What a reader would reject, by the metrics' own definitions (invented values of any listed key, another
     garment, a part the garment has not, repeated phrases, a glued-on list ending, a detail the input does not give,
-    a clause cut off), then what to check (values left out, controls missed). `ok` only when none applies."""
+    a clause cut off, a sentence with no subject: together the cut_off metric), then what to check (values left
+    out, controls missed). `ok` only when none applies."""
     found = []
     invented = attribute_hallucinations(text, pairs, checks.value_lexicon)
     if invented:
@@ -68,8 +70,10 @@ def notes(text: str, row: Mapping[str, Any], pairs, checks: Checks) -> str:
         found.append("attribute list: " + " / ".join("，".join(run) for run in runs))
     if details := unlisted_details(text, pairs, checks.value_lexicon):
         found.append("detail not given: " + "、".join(value for _, value in details))
-    if cut := cut_off_clauses(text):
+    if cut := cut_off_ends(text):
         found.append("cut off after: " + "、".join(cut))
+    if headless := headless_sentences(text):
+        found.append("no subject: " + "、".join(headless))
     missing = [value for _, value in pairs if value not in text]
     if missing:
         found.append("missing: " + "、".join(dict.fromkeys(missing)))
@@ -92,7 +96,8 @@ def render(rows: Sequence[Mapping[str, Any]], systems: Sequence[str], checks: Ch
     lines = [f"# Sample report: {len(chosen)} random test products\n",
              "Violations of the advertising-law list are **[bold in brackets]**, values that contradict the input "
              "are ~~struck through~~; the notes flag what a reader would reject (invented values of any listed key, "
-             "another garment, a part the garment has not, repeated phrases, a glued-on attribute list), then input "
+             "another garment, a part the garment has not, repeated phrases, a glued-on attribute list, a detail "
+             "the input does not give, a clause cut off, a sentence with no subject), then input "
              "values a text leaves out and controls it misses. `ok` means none of these.\n"]
     for number, index in enumerate(chosen, start=1):
         row = rows[index]
