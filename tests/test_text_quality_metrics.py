@@ -415,6 +415,9 @@ def test_a_word_worn_out_is_a_repeat_the_input_allows_a_little_more_of():
     # found by reading: a sentence that opens on a predicate lost its subject (an edit dropped the clause before)
     ("优雅的黑色调设计，带来简约的美感。呈现出简洁大方的气息。", ["。呈现"]),
     ("凸显复古高贵的典雅气质，袖口很精致！烘托纤细的腰身。", ["。凸显", "。烘托"]),
+    # found by reading: half of a correlative pair, the clause with its other half dropped
+    ("深v领既能凸显性感的锁骨，前身撞色英文字母点缀。", ["既…"]),
+    ("不但采用了单排扣的装饰，对撞的色彩很惊艳。", ["不但…"]),
 ])
 def test_cut_off_clauses_are_found(text, cut):
     from reasongen.metrics.text_quality import cut_off_clauses
@@ -430,6 +433,8 @@ def test_cut_off_clauses_are_found(text, cut):
     "西装总给人一种“干练”的感觉。",  # a quotation with words inside
     "简约的圆领，凸显精致的脸型。",  # a predicate after a comma goes on with the sentence's subject
     "同时，腰间的系带很精致。彰显都市女性的优雅。",  # openings that references use as often
+    "既能修饰脸型，又能凸显锁骨。",  # a whole pair
+    "不仅显瘦，而且百搭。满满的既视感。",  # 既视感 is a word of its own
 ])
 def test_cut_off_leaves_complete_clauses(text):
     from reasongen.metrics.text_quality import cut_off_clauses
@@ -452,3 +457,4 @@ def test_sample_report_notes_say_which_end_of_a_clause_is_cut():
     assert notes("这款蓝色的裙子很清新。呈现出简洁大方的气息。", row, pairs, checks) == "no subject: 。呈现"
     assert notes("这款蓝色的裙子很清新，搭配短靴和。", row, pairs, checks) == "cut off after: 和"
     assert notes("这款蓝色的裙子很清新，凸显出简洁大方的气息。", row, pairs, checks) == "ok"
+    assert notes("这款蓝色的裙子既清新。", row, pairs, checks) == "half a pair: 既…"

@@ -20,6 +20,7 @@ from reasongen.metrics.text_quality import (
     list_endings,
     repeated_phrases,
     unlisted_details,
+    unpaired_correlatives,
 )
 from reasongen.text.attributes import parse_content, values
 from reasongen.text.controls import banned_patterns, detect_aspects, length_bucket
@@ -54,8 +55,8 @@ def mark(text: str, pairs, checks: Checks, marks: Marks = MARKDOWN) -> str:
 def notes(text: str, row: Mapping[str, Any], pairs, checks: Checks) -> str:
     """What a reader would reject, by the metrics' own definitions (invented values of any listed key, another
     garment, a part the garment has not, repeated phrases, a glued-on list ending, a detail the input does not give,
-    a clause cut off, a sentence with no subject: together the cut_off metric), then what to check (values left
-    out, controls missed). `ok` only when none applies."""
+    and, together the cut_off metric, a clause cut off, a sentence with no subject, half a pair such as 既 with no
+    又), then what to check (values left out, controls missed). `ok` only when none applies."""
     found = []
     invented = attribute_hallucinations(text, pairs, checks.value_lexicon)
     if invented:
@@ -74,6 +75,8 @@ def notes(text: str, row: Mapping[str, Any], pairs, checks: Checks) -> str:
         found.append("cut off after: " + "、".join(cut))
     if headless := headless_sentences(text):
         found.append("no subject: " + "、".join(headless))
+    if halves := unpaired_correlatives(text):
+        found.append("half a pair: " + "、".join(halves))
     missing = [value for _, value in pairs if value not in text]
     if missing:
         found.append("missing: " + "、".join(dict.fromkeys(missing)))
@@ -97,7 +100,7 @@ def render(rows: Sequence[Mapping[str, Any]], systems: Sequence[str], checks: Ch
              "Violations of the advertising-law list are **[bold in brackets]**, values that contradict the input "
              "are ~~struck through~~; the notes flag what a reader would reject (invented values of any listed key, "
              "another garment, a part the garment has not, repeated phrases, a glued-on attribute list, a detail "
-             "the input does not give, a clause cut off, a sentence with no subject), then input "
+             "the input does not give, a clause cut off, a sentence with no subject, half of 既…又), then input "
              "values a text leaves out and controls it misses. `ok` means none of these.\n"]
     for number, index in enumerate(chosen, start=1):
         row = rows[index]

@@ -400,8 +400,27 @@ def headless_sentences(text: str) -> list[str]:
     return ["。" + match.group(1) for match in _HEADLESS.finditer(text.lower())]
 
 
+# The first half of a correlative pair whose sentence has no second half: 深v领既能凸显性感的锁骨，前身撞色英文字母
+# 点缀。 and 不但采用了单排扣的装饰，对撞的色彩… (read in the sample report: an edit dropped the clause with 又 / 而且).
+# 0.9% of the 5,000 references, 2.5% of the chosen test texts before. 既然, 既视感, 既定 are other words.
+_CORRELATIVES = ((re.compile(r"既(?![然视定往有是])"), re.compile(r"又|也|还|更|同时")),
+                 (re.compile(r"不但|不仅"), re.compile(r"而且|还|也|更|同时|又|亦")))
+_SENTENCE_END = re.compile(r"[。！？!?；;]")
+
+
+def unpaired_correlatives(text: str) -> list[str]:
+    """The first halves (既, 不但, 不仅) of correlative pairs whose sentence lacks a second half, each as word + …"""
+    found = []
+    for sentence in _SENTENCE_END.split(text.lower()):
+        for first, second in _CORRELATIVES:
+            match = first.search(sentence)
+            if match and not second.search(sentence, match.end()):
+                found.append(match.group(0) + "…")
+    return found
+
+
 def cut_off_clauses(text: str) -> list[str]:
-    """What is cut off in text, at either end of a clause: cut_off_ends (a clause ends on a word needing a
-    continuation, or an empty quotation) and headless_sentences (a sentence opens on a predicate); empty: every
-    clause is complete as far as these words tell."""
-    return cut_off_ends(text) + headless_sentences(text)
+    """What is cut off in text: cut_off_ends (a clause ends on a word needing a continuation, or an empty
+    quotation), headless_sentences (a sentence opens on a predicate) and unpaired_correlatives (既 with no 又);
+    empty: every clause is complete as far as these words tell."""
+    return cut_off_ends(text) + headless_sentences(text) + unpaired_correlatives(text)
