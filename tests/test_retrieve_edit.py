@@ -114,3 +114,24 @@ def test_the_ablation_pools_keep_the_model_and_the_edited_candidates_apart():
     assert ablation_pool(found, edited, {}, True)[0] == [["样本一", "样本二", "贪心", "编辑一"]]
     assert ablation_pool(found, edited, {"candidates": "greedy"}, True)[0] == [["贪心"]]
     assert ablation_pool(found, [[]], {"candidates": "retrieved"}, True)[0] is None
+
+
+def test_a_clause_that_leaned_on_a_dropped_one_goes_with_it():
+    from reasongen.adgen.retrieve_edit import dangling_dropped
+
+    # found by reading: the edit dropped 西装斑驳领… and left 也带来了… and 让整款上衣… with no subject
+    original = ["西装斑驳领，", "也带来了一丝复古的气息，", "让整款上衣吸睛，", "单排扣很利落。"]
+    assert dangling_dropped(original, ["也带来了一丝复古的气息", "让整款上衣吸睛", "单排扣很利落"]) == ["单排扣很利落。"]
+    # a clause that leans on one that stays stays; so does a clause that leans on nothing
+    assert dangling_dropped(["这款裙子很美，", "也很百搭。"], ["这款裙子很美", "也很百搭"]) == ["这款裙子很美，", "也很百搭。"]
+    assert dangling_dropped(["凸显气质，", "很百搭。"], ["凸显气质", "很百搭"]) == ["凸显气质，", "很百搭。"]
+    # kept is what repair left, in order: a repeated clause that repair dropped the second time stays dropped
+    assert dangling_dropped(["很百搭，", "很百搭。"], ["很百搭"]) == ["很百搭，"]
+
+    train = [*TRAIN, {"content": "类型#裙*颜色#红色*裙长#连衣裙",
+                      "summary": "红色的连衣裙很热情，也带来了一丝复古的气息，v领修饰脸型。"}]
+    lexicon = value_lexicon(train)
+    checks = Checks(value_lexicon=lexicon, checked_keys=("颜色", "材质"), length_bounds=(40, 80))
+    found = ClauseBank(train, lexicon).candidates(ROW, checks, neighbours=7)
+    assert any("v领修饰脸型" in text for text in found)  # the red product's text was edited, not skipped
+    assert not any("也带来了一丝复古的气息" in text for text in found)

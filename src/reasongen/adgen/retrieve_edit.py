@@ -21,7 +21,7 @@ from typing import Any
 
 from reasongen.adgen.baselines import RetrievalBaseline
 from reasongen.adgen.selection import Checks, clause_faulty, clause_spans, clauses, repair
-from reasongen.metrics.text_quality import known_values
+from reasongen.metrics.text_quality import known_values, leans_on_before
 from reasongen.text.attributes import parse_content, values
 from reasongen.text.controls import detect_aspects
 
@@ -103,6 +103,21 @@ class ClauseBank:
         return list(dict.fromkeys(text for text in found if text))
 
 
+def dangling_dropped(original: Sequence[str], kept: Sequence[str]) -> list[str]:
+    """The clauses of original that kept holds (bare, in order: what repair left of it), less each that leans on
+    the clause before it (leans_on_before: 也带来了…, 让…, 凸显…) when that clause went: an edit that drops
+    西装斑驳领，衬托着腰部曲线。 must not leave 也带来了一丝复古的气息 without its subject (read in the sample
+    report)."""
+    parts, matched, previous_kept = [], 0, True
+    for clause in original:
+        here = matched < len(kept) and _bare(clause) == kept[matched]
+        matched += here
+        previous_kept = here and (previous_kept or not leans_on_before(clause))
+        if previous_kept:
+            parts.append(clause)
+    return parts
+
+
 class _Editor:
     """One input's edits: the clean clauses it may borrow, found once."""
 
@@ -141,9 +156,11 @@ class _Editor:
                     or clause_faulty(clause, self.pairs, self.checks, STRICT))
 
     def edit(self, text: str, damaged: frozenset[str] = frozenset()) -> str | None:
-        """text fitted to the input; damaged: its clauses that lost characters (bare), which go."""
+        """text fitted to the input; damaged: its clauses that lost characters (bare), which go, and so does a
+        clause that leaned on a clause that went (dangling)."""
         kept = repair(text, {"content": self.row["content"]}, self.checks, STRICT)
-        parts = [part for part in clauses(kept) if self.fits(part) and _bare(part) not in damaged]
+        fitting = [_bare(part) for part in clauses(kept) if self.fits(part) and _bare(part) not in damaged]
+        parts = dangling_dropped(clauses(text), fitting)
         if not parts:
             return None
         if parts[0] != clauses(text)[0]:  # its opening clause was dropped: borrow one that names the garment

@@ -382,8 +382,17 @@ _EMPTY_QUOTES = re.compile(r"(“\s*”|\"\s*\"|「\s*」)")
 # sample report: retrieve-and-edit dropped the clause before it). Each of these opens a sentence in 0-0.2% of the
 # 5,000 references and 3 to 20 times as often in the chosen test texts (18% of those texts, 1.8% of references);
 # 彰显, 让, 使 and the connectives (同时, 而且) open references' sentences as often and are left out.
-_HEADLESS = re.compile(r"(?:^|[。！？!?])\s*(凸显|呈现|烘托|展现|打造|尽显|营造|增添|为衣身|为裙身|为整体|令|使得|更显|"
-                       r"更加|显得|能够|可以|修饰|勾勒|带来|散发|提升|拉长|增加|透出|给人)")
+_PREDICATES = (r"凸显|呈现|烘托|展现|打造|尽显|营造|增添|为衣身|为裙身|为整体|令|使得|更显|更加|显得|能够|可以|"
+               r"修饰|勾勒|带来|散发|提升|拉长|增加|透出|给人")
+_HEADLESS = re.compile(rf"(?:^|[。！？!?])\s*({_PREDICATES})")
+# What a clause opens with when it leans on the clause before it: one of those predicates, or a connective.
+_LEANING = re.compile(rf"\s*(?:{_PREDICATES}|也|又|还|而且|并且|同时|让|使|更|并|但|却|因此|所以|从而)")
+
+
+def leans_on_before(clause: str) -> bool:
+    """Whether clause opens on a word that needs the clause before it (也带来了…, 让整款上衣…, 凸显…): without
+    that clause it has no subject (headless_sentences counts the predicates among them that open a sentence)."""
+    return bool(_LEANING.match(clause.lower()))
 
 
 def cut_off_ends(text: str) -> list[str]:
