@@ -121,9 +121,11 @@ def test_a_clause_that_leaned_on_a_dropped_one_goes_with_it():
 
     # found by reading: the edit dropped 西装斑驳领… and left 也带来了… and 让整款上衣… with no subject
     original = ["西装斑驳领，", "也带来了一丝复古的气息，", "让整款上衣吸睛，", "单排扣很利落。"]
-    assert dangling_dropped(original, ["也带来了一丝复古的气息", "让整款上衣吸睛", "单排扣很利落"]) == ["单排扣很利落。"]
+    kept = ["也带来了一丝复古的气息", "让整款上衣吸睛", "单排扣很利落"]
+    assert dangling_dropped(original, kept) == ["单排扣很利落。"]
     # a clause that leans on one that stays stays; so does a clause that leans on nothing
-    assert dangling_dropped(["这款裙子很美，", "也很百搭。"], ["这款裙子很美", "也很百搭"]) == ["这款裙子很美，", "也很百搭。"]
+    both = ["这款裙子很美，", "也很百搭。"]
+    assert dangling_dropped(both, ["这款裙子很美", "也很百搭"]) == both
     assert dangling_dropped(["凸显气质，", "很百搭。"], ["凸显气质", "很百搭"]) == ["凸显气质，", "很百搭。"]
     # kept is what repair left, in order: a repeated clause that repair dropped the second time stays dropped
     assert dangling_dropped(["很百搭，", "很百搭。"], ["很百搭"]) == ["很百搭，"]
@@ -135,3 +137,14 @@ def test_a_clause_that_leaned_on_a_dropped_one_goes_with_it():
     found = ClauseBank(train, lexicon).candidates(ROW, checks, neighbours=7)
     assert any("v领修饰脸型" in text for text in found)  # the red product's text was edited, not skipped
     assert not any("也带来了一丝复古的气息" in text for text in found)
+
+
+def test_clauses_with_another_products_own_details_are_found():
+    from reasongen.adgen.retrieve_edit import peculiar_clauses
+
+    # found by reading: a borrowed 胸前笑脸上的亮片 brought a smiley that the input never had
+    parts = ["v领修饰脸型，", "很百搭。"] * 5 + ["胸前笑脸的v领。"]
+    per_text = [2] * 5 + [1]
+    assert peculiar_clauses(parts, per_text, ["v领"]) == [False] * 10 + [True]
+    # a rare word that is part of an attribute value is the value, not a detail
+    assert peculiar_clauses(parts, per_text, ["v领", "笑脸图案"]) == [False] * 11
