@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         commands, "serve", "serve a registered model over HTTP on loopback (what `make serve` runs)",
         "MLflow's scoring server (POST /invocations, GET /ping) for a registered pyfunc model of either task, with "
         "the limits registered with it (conf/serving/): rows per request, characters per field, max_new_tokens, and "
-        "the body size, refused before it is read. Every bad request gets a 4xx with a one-line reason. A small "
+        "the body size, refused without being kept. Every bad request gets a 4xx with a one-line reason. A small "
         "model's texts are written by a process per core, each request by the first free one "
         "(REASONGEN_SERVE_PROCESSES sets how many; REASONGEN_THREADS or OMP_NUM_THREADS their torch threads, and "
         "then fewer processes).")

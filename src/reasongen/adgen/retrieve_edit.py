@@ -82,8 +82,10 @@ class ClauseBank:
         self.opening: list[bool] = []
         self.damaged: list[frozenset[str]] = []  # per row: its clauses that lost characters (bare, see _bare)
         self.whole: list[bool] = []  # per clause: no character of it was lost
+        per_text: list[int] = []  # how many clauses each text has
         for row in train_rows:
             parts = clauses(row["summary"])
+            per_text.append(len(parts))
             self.clauses += parts
             self.opening += [index == 0 for index in range(len(parts))]
             cut = lost_clauses(row["summary"], row.get("lost") or ())
@@ -97,7 +99,7 @@ class ClauseBank:
             for value in named:
                 self.by_value[value].append(position)
         self.known = frozenset(known)
-        self.peculiar = peculiar_clauses(self.clauses, [len(clauses(row["summary"])) for row in train_rows], known)
+        self.peculiar = peculiar_clauses(self.clauses, per_text, known)
         self.latin_known = frozenset(word for value in known for word in _LATIN_WORD.findall(value))  # e.g. polo
         self._aspects: dict[int, list[str]] = {}  # filled as selection asks: most clauses are never asked about
         self._containing: dict[str, list[int]] = {}
@@ -183,10 +185,11 @@ class _Editor:
         clause that leaned on a clause that went (dangling)."""
         kept = repair(text, {"content": self.row["content"]}, self.checks, STRICT)
         fitting = [_bare(part) for part in clauses(kept) if self.fits(part) and _bare(part) not in damaged]
-        parts = dangling_dropped(clauses(text), fitting)
+        original = clauses(text)
+        parts = dangling_dropped(original, fitting)
         if not parts:
             return None
-        if parts[0] != clauses(text)[0]:  # its opening clause was dropped: borrow one that names the garment
+        if parts[0] != original[0]:  # its opening clause was dropped: borrow one that names the garment
             parts.insert(0, self._borrow(self._openings(), parts) or "")
         for word in self.wanted:
             if word not in "".join(parts):
