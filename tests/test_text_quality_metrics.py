@@ -97,6 +97,10 @@ def test_unlisted_details_leave_what_the_input_licenses(text, content):
     ("这款男士短裤，尽显型男魅力", "类型#裤*裤长#短裤", [("细节", "型男"), ("细节", "男士")]),
     ("黑色与黄色两色可选", "类型#上衣*颜色#黑色*颜色#黄色", [("细节", "色可选")]),
     ("独特的磨白工艺，复古做旧", "类型#裤*材质#牛仔布", [("细节", "做旧"), ("细节", "磨白")]),  # a wash
+    ("胸前的亮片猫咪设计", "类型#上衣*衣款式#亮片", [("细节", "猫咪")]),  # a motif the input never gave
+    ("玫瑰印花点缀其间", "类型#裙*图案#印花", [("细节", "玫瑰")]),  # 印花 does not say what it shows
+    ("精选梭织面料，聚酯纤维", "类型#上衣*颜色#白色", [("细节", "梭织"), ("细节", "聚酯")]),  # no fabric given
+    ("孩童般的纯真", "类型#裙*风格#甜美", [("细节", "孩童")]),
 ])
 def test_unlisted_details_include_details_no_key_records(text, content, expected):
     assert unlisted_details(text, parse_content(content), LEXICON) == expected
@@ -110,6 +114,10 @@ def test_unlisted_details_include_details_no_key_records(text, content, expected
     ("两侧的斜插袋很实用", "类型#裤*裤款式#口袋"),  # pockets given
     ("可以搭配一条假两件的裙子", "类型#上衣*衣样式#衬衫"),  # a pairing suggestion describes the other garment
     ("宽松的男友风衬衫", "类型#上衣*版型#宽松*衣样式#衬衫"),  # the boyfriend cut: a women's style
+    ("可爱的猫咪图案", "类型#上衣*图案#卡通"),  # a cartoon may be a cat
+    ("真丝面料，垂坠感好", "类型#裙*材质#蚕丝"),  # 真丝 is 蚕丝
+    ("聚酯纤维面料", "类型#上衣*材质#涤纶"),  # 聚酯 is 涤纶
+    ("刺绣的花朵精致灵动", "类型#裙*图案#刺绣"),  # flowers are how references describe embroidery
 ])
 def test_details_no_key_records_stand_where_the_input_licenses_them(text, content):
     assert unlisted_details(text, parse_content(content), LEXICON) == []
