@@ -215,7 +215,8 @@ UNGIVEN_DETAILS: Mapping[str, tuple[str, ...]] = {
     # references say them of 刺绣, 蕾丝 and 碎花 alike (103 and 23 of the 5,000)
     **dict.fromkeys(("猫咪", "小猫", "兔子", "小兔", "狗狗", "小狗", "熊猫", "小鹿", "独角兽", "恐龙", "老虎", "虎头",
                      "狐狸", "火烈鸟", "米老鼠", "笑脸"), ("卡通", "动物")),
-    **dict.fromkeys(("星星", "五角星", "月亮", "樱桃", "草莓", "菠萝", "柠檬", "爱心"), ("卡通", "创意", "心形", "几何")),
+    **dict.fromkeys(("星星", "五角星", "月亮", "樱桃", "草莓", "菠萝", "柠檬", "爱心"),
+                    ("卡通", "创意", "心形", "几何")),
     **dict.fromkeys(("玫瑰", "雏菊", "向日葵"), ("植物", "大花")),
     # a fabric or weave no 材质 value names (梭织, 提花 jacquard, 灯芯绒 corduroy, leather, wool cloth, down) or a
     # fibre more exact than the input's (聚酯 is 涤纶; 真丝 is 蚕丝)
