@@ -186,7 +186,7 @@ def test_reuse_steers_later_rows_away_from_what_earlier_rows_said():
     assert varied[1] == pool[0][2]  # shares no clause with the first; the second candidate repeats 蓝色的裙子
 
 
-def test_the_model_scores_only_the_shortlist_and_never_picks_beyond_it():
+def test_the_model_scores_only_the_shortlist():
     rows = [{"content": "类型#裙*颜色#蓝色"}]
     pool = [["蓝色的裙子，穿着舒适。", "一条裙子。", "蓝色的裙子，气质优雅。"]]  # the middle one leaves out 蓝色
     asked = []
@@ -200,6 +200,22 @@ def test_the_model_scores_only_the_shortlist_and_never_picks_beyond_it():
     assert asked.pop() == pool  # no shortlist: every candidate is scored
     assert choose(pool, rows, CHECKS, {**weights, "shortlist": 2}, {}, likelihoods) == [pool[0][0]]
     assert asked.pop() == [[pool[0][0], pool[0][2]]]  # the two best by coverage, in their order
+
+
+def test_a_candidate_off_the_shortlist_counts_as_no_likelier_than_the_least_likely_scored():
+    rows = [{"content": "类型#裙*颜色#蓝色"}] * 2
+    pool = [["蓝色的裙子，穿着舒适。", "蓝色的裙子，气质优雅。", "这条蓝色裙子，百搭好看。"]] * 2
+    asked = []
+
+    def likelihoods(_, pools):
+        asked.append(pools)
+        return [[-1.0] * len(found) for found in pools]
+
+    weights = {"coverage": 1.0, "likelihood": 1.0, "reuse": 5.0, "shortlist": 1}
+    chosen = choose(pool, rows, CHECKS, weights, {}, likelihoods)
+    assert asked.pop() == [[pool[0][0]]] * 2  # the model scored one candidate a row
+    # the second row's shortlisted text was said already: reuse turns the choice to one the model did not score
+    assert chosen == [pool[0][0], pool[0][2]]
 
 
 def test_evidence_is_the_mean_bleu_against_human_texts_without_the_best_match():

@@ -154,7 +154,7 @@ def select(candidates: Sequence[str], row: Mapping[str, Any], checks: Checks, we
            evidence: Sequence[str] = ()) -> str:
     """The best candidate for row (ties: the earliest). weights: mbr, evidence, coverage, hallucination, violation,
     aspect, keywords, length (base_scores); likelihood (times the model's mean token log-probability of each
-    candidate, when given: None for one left off the shortlist, which is not chosen); reuse (times the share of a
+    candidate, when given: None for one that may not be chosen); reuse (times the share of a
     candidate's clauses that texts chosen before said: `said`, clause -> times). All zero picks the first
     candidate, i.e. plain decoding."""
     return pick(candidates, base_scores(candidates, row, checks, weights, evidence), weights, said, likelihood)
@@ -192,6 +192,14 @@ def pick(candidates: Sequence[str], scores: Sequence[float], weights: Mapping[st
         total = [score - weights["reuse"] * reused_share(text, said) for score, text in zip(total, candidates,
                                                                                            strict=True)]
     return candidates[max(range(len(candidates)), key=lambda i: (total[i], -i))]
+
+
+def _imputed(values: Mapping[int, float], base: Sequence[float]) -> list[float | None]:
+    """Each candidate's likelihood: the model's where it scored it, else the lowest it gave a shortlisted one (a
+    candidate left off is taken as no likelier), so that reuse may still turn the choice to it; None for one that
+    may not be chosen (base -inf) or for all when none was scored."""
+    floor = min(values.values(), default=None)
+    return [values.get(i, floor) if score > -math.inf else None for i, score in enumerate(base)]
 
 
 def shortlist(scores: Sequence[float], size: int) -> list[int]:
@@ -360,8 +368,8 @@ def choose(
                   for base in bases]
         values = likelihoods(rows, [[found[i] for i in positions]
                                     for found, positions in zip(repaired, listed, strict=True)])
-        scored = [[dict(zip(positions, found_values, strict=True)).get(i) for i in range(len(found))]
-                  for found, positions, found_values in zip(repaired, listed, values, strict=True)]
+        scored = [_imputed(dict(zip(positions, found_values, strict=True)), base)
+                  for base, positions, found_values in zip(bases, listed, values, strict=True)]
     chosen: list[str] = []
     said: Counter[str] = Counter()  # the clauses of the texts chosen so far: a catalogue does not repeat itself
     for found, base, likelihood in zip(repaired, bases, scored, strict=True):
