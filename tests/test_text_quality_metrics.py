@@ -101,6 +101,9 @@ def test_unlisted_details_leave_what_the_input_licenses(text, content):
     ("玫瑰印花点缀其间", "类型#裙*图案#印花", [("细节", "玫瑰")]),  # 印花 does not say what it shows
     ("精选梭织面料，聚酯纤维", "类型#上衣*颜色#白色", [("细节", "梭织"), ("细节", "聚酯")]),  # no fabric given
     ("孩童般的纯真", "类型#裙*风格#甜美", [("细节", "孩童")]),
+    ("坚固耐用，不易皱", "类型#上衣*衣样式#西装", [("细节", "不易皱"), ("细节", "耐用")]),
+    ("平领给人带来优雅大气的感受", "类型#裙*裙领型#圆领", [("细节", "平领")]),  # another collar than the input's
+    ("后领主题小织带，洗水效果的浅蓝色", "类型#上衣*颜色#浅蓝色", [("细节", "洗水"), ("细节", "织带")]),
 ])
 def test_unlisted_details_include_details_no_key_records(text, content, expected):
     assert unlisted_details(text, parse_content(content), LEXICON) == expected
@@ -118,6 +121,7 @@ def test_unlisted_details_include_details_no_key_records(text, content, expected
     ("真丝面料，垂坠感好", "类型#裙*材质#蚕丝"),  # 真丝 is 蚕丝
     ("聚酯纤维面料", "类型#上衣*材质#涤纶"),  # 聚酯 is 涤纶
     ("刺绣的花朵精致灵动", "类型#裙*图案#刺绣"),  # flowers are how references describe embroidery
+    ("水洗牛仔面料，坚固耐用", "类型#裤*材质#水洗*材质#牛仔布"),  # a fabric's claim, with the fabric given
 ])
 def test_details_no_key_records_stand_where_the_input_licenses_them(text, content):
     assert unlisted_details(text, parse_content(content), LEXICON) == []

@@ -226,6 +226,12 @@ UNGIVEN_DETAILS: Mapping[str, tuple[str, ...]] = {
     **dict.fromkeys(("氨纶", "锦纶"), ("混纺", "纤维")),
     **dict.fromkeys(("真丝",), ("丝",)),
     **dict.fromkeys(("睡衣",), ("睡",)),  # a pyjama cut sells another garment
+    # 2026-12-08's reading: a wash (洗水效果的浅蓝色), a hard-wearing, crease-free fabric (坚固耐用，不易皱), a flat
+    # collar (平领: no lexicon value) and a woven tape (后领主题小织带) that the input never gave
+    **dict.fromkeys(("洗水",), ("水洗", "洗水")),
+    **dict.fromkeys(("耐用", "不易皱"), ("材质",)),
+    **dict.fromkeys(("平领",), ("平领",)),
+    **dict.fromkeys(("织带",), ("织带", "飘带")),
 }
 UNGIVEN_KEY = "细节"  # the key those phrases are reported under
 
