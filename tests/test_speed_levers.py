@@ -93,8 +93,11 @@ def test_inference_dtype_by_name_and_auto(monkeypatch):
     assert model_io.inference_dtype("float32") == torch.float32
     assert model_io.inference_dtype("bfloat16") == torch.bfloat16
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert model_io.inference_dtype("auto") == (torch.bfloat16 if cpu_has_bf16() else torch.float32)
-    monkeypatch.setattr("reasongen.modeling.model_io.cpu_has_bf16", lambda: False)
+    assert model_io.inference_dtype("auto") == (torch.bfloat16 if model_io.cpu_has_amx() else torch.float32)
+    monkeypatch.setattr("reasongen.modeling.model_io.cpu_has_amx", lambda: True)
+    assert model_io.inference_dtype("auto") == torch.bfloat16
+    monkeypatch.setattr("reasongen.modeling.model_io.cpu_has_amx", lambda: False)
+    monkeypatch.setattr("reasongen.modeling.model_io.cpu_has_bf16", lambda: True)  # AVX512-BF16 alone: fp32 decodes faster
     assert model_io.inference_dtype(None) == torch.float32
     with pytest.raises(ValueError, match="one of auto, float32, bfloat16"):
         model_io.inference_dtype("float16")
@@ -233,6 +236,34 @@ def test_the_lean_gpt2_loop_returns_what_generate_returns(tiny_model, bpe_tokeni
     assert torch.equal(lean, expected)
     assert lean[2, ids.shape[1] + 3] == eos and (lean[2, ids.shape[1] + 4 :] == pad).all()  # ended, then padding
     assert len({tuple(row) for row in lean[:, ids.shape[1] :].tolist()}) > 3  # sampled rows differ
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_lean_gpt2_loop_drops_ended_rows_and_still_returns_generates_greedy_texts(tiny_model, bpe_tokenizer,
+                                                                                       dtype):
+    """Two of six rows end early, so the loop stops computing them (a third of the rows): the greedy texts of the
+    others, and the ended rows' padding, are still generate's."""
+    from reasongen.modeling import gpt2_decoding
+    from reasongen.modeling.constraints import CharNgramBlock, TokenIndex
+    from reasongen.modeling.encoding import encode_prompt
+    from reasongen.modeling.generation import left_pad, static_cache
+
+    model = tiny_model("gpt2", bpe_tokenizer).eval().to(dtype)
+    index, eos, pad = TokenIndex.of(bpe_tokenizer), bpe_tokenizer.eos_token_id, bpe_tokenizer.pad_token_id
+    prompts = ["类型#裙*颜色#蓝色", "类型#裤", "类型#上衣*材质#棉", "类型#裙*裙长#连衣裙", "类型#裤*风格#休闲", "类型#上衣"]
+    ids, mask = left_pad([encode_prompt(bpe_tokenizer, p) for p in prompts], pad, "cpu")
+
+    def chain():
+        return LogitsProcessorList([_EndsRow(eos, row=1, at=2), _EndsRow(eos, row=4, at=3), CharNgramBlock(index, n=2)])
+
+    with torch.inference_mode():
+        expected = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=24, do_sample=False,
+                                  pad_token_id=pad, eos_token_id=eos, logits_processor=chain(), **static_cache(model))
+        lean = gpt2_decoding.decode(model, ids, mask, max_new_tokens=24, eos_token_id=eos, pad_token_id=pad,
+                                    logits_processor=chain())
+    assert torch.equal(lean, expected)
+    assert lean.shape[1] > ids.shape[1] + 4  # the others went on after the two ended
+    assert (lean[4, ids.shape[1] + 3 :] == pad).all() and lean[4, ids.shape[1] + 2] == eos
 
 
 def test_the_lean_gpt2_loop_leaves_what_it_does_not_implement_to_generate(tiny_model, bpe_tokenizer):

@@ -3,11 +3,15 @@ step's arithmetic takes microseconds and generate's own work per step (input pre
 building, stopping checks: about 2 ms) was most of a request's decoding. This loop makes GPT-2's operations with
 its modules' weights (layer norms, projections, MLPs, SDPA attention) over a preallocated KV cache as long as the
 call needs, and the same processors see the same ids and scores; the token is the argmax of what they return
-(NucleusSample draws by leaving one token finite), as generate takes it when told not to sample. So the texts are
-generate's, with one difference: generate's static cache keeps the longest length any earlier call on the model
-needed, and SDPA's sums over a longer (masked) cache may round a bf16 logit differently (1 unit in the last place:
-1 of 40 test prompts after a longer call), which can turn a sampled token. Here a text does not depend on what was
-generated before it.
+(NucleusSample draws by leaving one token finite), as generate takes it when told not to sample.
+
+In a large batch the KV cache is what a step reads most (512 rows: about 120 MB a layer, so memory bandwidth, not
+arithmetic, sets the pace), so attention reads only the positions written so far, and rows that have ended leave
+the batch with their cache. Greedy texts are generate's (a test compares them); a sampled text may not be: after a
+row has left, the processors see it as certain to end, not as the model's scores, which can change how many random
+numbers a step's sampler draws and so the later draws of the other rows. SDPA's sums over generate's longer (masked)
+static cache may also round a bf16 logit differently (1 unit in the last place), which can turn a sampled token.
+Here a text does not depend on what was generated before it.
 
 Anything else (PEFT wrappers, other architectures, generate's own sampling, beams or penalties) goes through
 generate: `fits` says which."""
@@ -59,13 +63,20 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_
     mask = (causal & present[:, None]) | torch.eye(width, length, dtype=torch.bool, device=device)
     unfinished = torch.ones(rows, dtype=torch.bool, device=device)
     sequences, start, step_ids = input_ids, 0, input_ids
+    # the rows the model still computes: a row that has ended leaves (with its cache) once a quarter of them have,
+    # so that a long text does not keep the batch's ended rows decoding. The processors see every row; an ended
+    # one's scores are `ended` (its token is padding whatever they do): only eos is likely, so that a sampler draws
+    # over one token
+    live = torch.arange(rows, device=device)
+    ended = torch.full((rows, model.lm_head.out_features), -1e4, device=device)
+    ended[:, eos_token_id] = 0.0
     # the processors called in turn, as LogitsProcessorList calls them without extra arguments, less its check of
     # each one's signature on every step (inspect.signature: a fifth of a step's Python time)
     steps = list(logits_processor)
     with torch.inference_mode():
         while True:
-            logits = _forward(transformer, model.lm_head, cache, step_ids, positions, mask[:, None], start)
-            scores = logits.float()
+            logits = _forward(transformer, model.lm_head, cache, step_ids, positions, mask[:, None], start).float()
+            scores = logits if len(live) == rows else ended.index_copy(0, live, logits)
             for processor in steps:
                 scores = processor(sequences, scores)
             chosen = torch.where(unfinished, scores.argmax(-1), pad_token_id)
@@ -75,25 +86,32 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_
                 return sequences
             start += step_ids.shape[1]
             present[:, start] = True
+            positions, step_ids = positions[:, -1:] + 1, chosen[live, None]
+            going = unfinished[live]
+            if 4 * int((~going).sum()) >= len(live):
+                kept = going.nonzero().flatten()
+                live, present, positions, step_ids = live[kept], present[kept], positions[kept], step_ids[kept]
+                cache = [(keys[kept], values[kept]) for keys, values in cache]
             mask = present[:, None]  # (rows, 1 query, length)
-            positions, step_ids = positions[:, -1:] + 1, chosen[:, None]
 
 
 def _forward(transformer, lm_head, cache, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor,
              start: int) -> torch.Tensor:
     """The next-token logits after ids (at positions, written into the cache from `start`), as GPT2LMHeadModel
     computes them: the blocks' operations in their order with the modules' weights, called as functions (a module
-    call costs more than this model's arithmetic), the cache's whole length masked as a static cache is."""
+    call costs more than this model's arithmetic), attending to the cache's positions up to the newest."""
     hidden = transformer.wte(ids) + transformer.wpe(positions)
     rows, count, size = hidden.shape
     for block, (keys, values) in zip(transformer.h, cache, strict=True):
         attn, mlp = block.attn, block.mlp
         query, key, value = _conv1d(attn.c_attn, _layer_norm(block.ln_1, hidden)).split(size, dim=2)
         split = (rows, count, -1, attn.head_dim)
-        keys[:, :, start : start + count] = key.view(split).transpose(1, 2)
-        values[:, :, start : start + count] = value.view(split).transpose(1, 2)
+        end = start + count
+        keys[:, :, start:end] = key.view(split).transpose(1, 2)
+        values[:, :, start:end] = value.view(split).transpose(1, 2)
         # transformers' sdpa_attention_forward with a mask: this call, with these arguments
-        mixed = F.scaled_dot_product_attention(query.view(split).transpose(1, 2), keys, values, attn_mask=mask,
+        mixed = F.scaled_dot_product_attention(query.view(split).transpose(1, 2), keys[:, :, :end],
+                                               values[:, :, :end], attn_mask=mask[..., :end],
                                                dropout_p=0.0, scale=attn.scaling, is_causal=False)
         hidden = _conv1d(attn.c_proj, mixed.transpose(1, 2).reshape(rows, count, size)) + hidden
         hidden = hidden + _conv1d(mlp.c_proj, mlp.act(_conv1d(mlp.c_fc, _layer_norm(block.ln_2, hidden))))
