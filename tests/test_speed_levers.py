@@ -97,7 +97,8 @@ def test_inference_dtype_by_name_and_auto(monkeypatch):
     monkeypatch.setattr("reasongen.modeling.model_io.cpu_has_amx", lambda: True)
     assert model_io.inference_dtype("auto") == torch.bfloat16
     monkeypatch.setattr("reasongen.modeling.model_io.cpu_has_amx", lambda: False)
-    monkeypatch.setattr("reasongen.modeling.model_io.cpu_has_bf16", lambda: True)  # AVX512-BF16 alone: fp32 decodes faster
+    # AVX512-BF16 alone: fp32 decodes faster
+    monkeypatch.setattr("reasongen.modeling.model_io.cpu_has_bf16", lambda: True)
     assert model_io.inference_dtype(None) == torch.float32
     with pytest.raises(ValueError, match="one of auto, float32, bfloat16"):
         model_io.inference_dtype("float16")
@@ -250,7 +251,8 @@ def test_the_lean_gpt2_loop_drops_ended_rows_and_still_returns_generates_greedy_
 
     model = tiny_model("gpt2", bpe_tokenizer).eval().to(dtype)
     index, eos, pad = TokenIndex.of(bpe_tokenizer), bpe_tokenizer.eos_token_id, bpe_tokenizer.pad_token_id
-    prompts = ["类型#裙*颜色#蓝色", "类型#裤", "类型#上衣*材质#棉", "类型#裙*裙长#连衣裙", "类型#裤*风格#休闲", "类型#上衣"]
+    prompts = ["类型#裙*颜色#蓝色", "类型#裤", "类型#上衣*材质#棉", "类型#裙*裙长#连衣裙", "类型#裤*风格#休闲",
+               "类型#上衣"]
     ids, mask = left_pad([encode_prompt(bpe_tokenizer, p) for p in prompts], pad, "cpu")
 
     def chain():
