@@ -244,3 +244,6 @@ def test_length_batches_group_similar_or_equal_lengths():
     assert length_batches(lengths, 2) == [[1, 4], [3, 0], [2, 5]]
     assert length_batches(lengths, 2, same_length=True) == [[1, 4], [3], [0, 2], [5]]
     assert length_batches([], 4) == []
+    # no short last batch: 5 rows at 4 a batch are 3 + 2, not 4 + 1
+    assert [len(batch) for batch in length_batches([1, 2, 3, 4, 5], 4)] == [3, 2]
+    assert sorted(i for batch in length_batches(list(range(514)), 512) for i in batch) == list(range(514))

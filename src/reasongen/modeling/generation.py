@@ -229,10 +229,17 @@ def virtual_tokens_first(model) -> bool:
 
 
 def length_batches(lengths: list[int], batch_size: int, same_length: bool = False) -> list[list[int]]:
-    """Indices in batches of similar length (less padding), or of one length each when same_length."""
+    """Indices in batches of similar length (less padding), or of one length each when same_length; a group's
+    batches are of equal size, give or take one (514 rows at 512: 257 and 257, not 512 and a 2-row batch that
+    decodes as many steps as a full one)."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     groups = [list(g) for _, g in groupby(order, key=lambda i: lengths[i])] if same_length else [order]
-    return [group[i : i + batch_size] for group in groups for i in range(0, len(group), batch_size)]
+    batches = []
+    for group in groups:
+        count = -(-len(group) // batch_size)
+        size = -(-len(group) // count) if count else 1
+        batches += [group[i : i + size] for i in range(0, len(group), size)]
+    return batches
 
 
 def left_pad(sequences: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:

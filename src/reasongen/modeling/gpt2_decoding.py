@@ -91,7 +91,9 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_
             if 4 * int((~going).sum()) >= len(live):
                 kept = going.nonzero().flatten()
                 live, present, positions, step_ids = live[kept], present[kept], positions[kept], step_ids[kept]
-                cache = [(keys[kept], values[kept]) for keys, values in cache]
+                for layer, (keys, values) in enumerate(cache):  # one layer at a time: one layer's copy at most
+                    cache[layer] = (keys[kept], values[kept])
+                del keys, values
             mask = present[:, None]  # (rows, 1 query, length)
 
 
