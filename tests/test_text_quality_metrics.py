@@ -430,6 +430,9 @@ def test_a_word_worn_out_is_a_repeat_the_input_allows_a_little_more_of():
     # found by reading: half of a correlative pair, the clause with its other half dropped
     ("深v领既能凸显性感的锁骨，前身撞色英文字母点缀。", ["既…"]),
     ("不但采用了单排扣的装饰，对撞的色彩很惊艳。", ["不但…"]),
+    # found by reading: clauses of several texts joined, so that a 也 three clauses on seemed to answer the 不仅
+    ("经典的大圆领设计，不仅修饰脸部线条，为裙身带来了浓郁的休闲韵味，边缘的英文字母，对于身材的包容性也强。",
+     ["不仅…"]),
 ])
 def test_cut_off_clauses_are_found(text, cut):
     from reasongen.metrics.text_quality import cut_off_clauses
@@ -447,6 +450,7 @@ def test_cut_off_clauses_are_found(text, cut):
     "同时，腰间的系带很精致。彰显都市女性的优雅。",  # openings that references use as often
     "既能修饰脸型，又能凸显锁骨。",  # a whole pair
     "不仅显瘦，而且百搭。满满的既视感。",  # 既视感 is a word of its own
+    "不仅修饰脸型，凸显锁骨，还能拉长颈部线条。",  # the second half two clauses on
 ])
 def test_cut_off_leaves_complete_clauses(text):
     from reasongen.metrics.text_quality import cut_off_clauses

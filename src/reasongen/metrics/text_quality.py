@@ -432,21 +432,27 @@ def headless_sentences(text: str) -> list[str]:
     return ["。" + match.group(1) for match in _HEADLESS.finditer(text.lower())]
 
 
-# The first half of a correlative pair whose sentence has no second half: 深v领既能凸显性感的锁骨，前身撞色英文字母
-# 点缀。 and 不但采用了单排扣的装饰，对撞的色彩… (read in the sample report: an edit dropped the clause with 又 / 而且).
-# 0.9% of the 5,000 references, 2.5% of the chosen test texts before. 既然, 既视感, 既定 are other words.
+# The first half of a correlative pair with no second half in its own clause or the next two: 深v领既能凸显性感的锁骨，
+# 前身撞色英文字母点缀。 and 不但采用了单排扣的装饰，对撞的色彩… (read in the sample report: an edit dropped the clause
+# with 又 / 而且); 不仅修饰脸部线条，为裙身带来了浓郁的休闲韵味，边缘的英文字母，对于身材的包容性也强 (joined clauses of
+# several texts: the 也 three clauses on answers nothing). The references: 0.88% with no second half in the sentence,
+# 0.90% with none within two clauses, 1.34% within one. 既然, 既视感, 既定 are other words.
 _CORRELATIVES = ((re.compile(r"既(?![然视定往有是])"), re.compile(r"又|也|还|更|同时")),
                  (re.compile(r"不但|不仅"), re.compile(r"而且|还|也|更|同时|又|亦")))
 _SENTENCE_END = re.compile(r"[。！？!?；;]")
+_CLAUSE_COMMA = re.compile(r"[，,]")
+_CORRELATIVE_REACH = 2  # clauses after the first half's own
 
 
 def unpaired_correlatives(text: str) -> list[str]:
-    """The first halves (既, 不但, 不仅) of correlative pairs whose sentence lacks a second half, each as word + …"""
+    """The first halves (既, 不但, 不仅) of correlative pairs with no second half in the rest of their clause or the
+    next two of their sentence, each as word + …"""
     found = []
     for sentence in _SENTENCE_END.split(text.lower()):
         for first, second in _CORRELATIVES:
             match = first.search(sentence)
-            if match and not second.search(sentence, match.end()):
+            if match and not second.search("，".join(
+                    _CLAUSE_COMMA.split(sentence[match.end():])[: _CORRELATIVE_REACH + 1])):
                 found.append(match.group(0) + "…")
     return found
 
