@@ -241,10 +241,13 @@ def test_the_lean_gpt2_loop_returns_what_generate_returns(tiny_model, bpe_tokeni
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_the_lean_gpt2_loop_drops_ended_rows_and_still_returns_generates_greedy_texts(tiny_model, bpe_tokenizer,
-                                                                                       dtype):
-    """Two of six rows end early, so the loop stops computing them (a third of the rows): the greedy texts of the
-    others, and the ended rows' padding, are still generate's."""
+                                                                                       dtype, monkeypatch):
+    """Two of six rows end early, so the loop stops computing them (a third of the rows), and the KV cache grows as
+    the texts do (room for 3 new tokens at first, here): the greedy texts of the others, and the ended rows'
+    padding, are still generate's."""
     from reasongen.modeling import gpt2_decoding
+
+    monkeypatch.setattr(gpt2_decoding, "_CACHE_STEP", 3)
     from reasongen.modeling.constraints import CharNgramBlock, TokenIndex
     from reasongen.modeling.encoding import encode_prompt
     from reasongen.modeling.generation import left_pad, static_cache

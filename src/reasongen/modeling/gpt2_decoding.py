@@ -1,9 +1,9 @@
 """Decoding for a plain GPT-2 without transformers' generate loop. The default model is tiny (3 layers of 192), so a
 step's arithmetic takes microseconds and generate's own work per step (input preparation, cache objects, mask
 building, stopping checks: about 2 ms) was most of a request's decoding. This loop makes GPT-2's operations with
-its modules' weights (layer norms, projections, MLPs, SDPA attention) over a preallocated KV cache as long as the
-call needs, and the same processors see the same ids and scores; the token is the argmax of what they return
-(NucleusSample draws by leaving one token finite), as generate takes it when told not to sample.
+its modules' weights (layer norms, projections, MLPs, SDPA attention) over a KV cache that grows with the texts (at
+most as long as the call needs), and the same processors see the same ids and scores; the token is the argmax of
+what they return (NucleusSample draws by leaving one token finite), as generate takes it when told not to sample.
 
 In a large batch the KV cache is what a step reads most (512 rows: about 120 MB a layer, so memory bandwidth, not
 arithmetic, sets the pace), so attention reads only the positions written so far, and rows that have ended leave
@@ -50,8 +50,11 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_
     heads, size = config.n_head, config.n_embd
     length = width + max_new_tokens  # the call's own cache length (generate's, on a model's first call)
     dtype, device = transformer.wte.weight.dtype, input_ids.device
-    cache = [(torch.zeros(rows, heads, length, size // heads, dtype=dtype, device=device),
-              torch.zeros(rows, heads, length, size // heads, dtype=dtype, device=device)) for _ in transformer.h]
+    # the cache grows as the texts do (most rows end long before max_new_tokens): room for _CACHE_STEP new tokens
+    # first, then as many again as it has, up to length
+    room = min(length, width + _CACHE_STEP)
+    cache = [(torch.zeros(rows, heads, room, size // heads, dtype=dtype, device=device),
+              torch.zeros(rows, heads, room, size // heads, dtype=dtype, device=device)) for _ in transformer.h]
     # which positions hold a token (left padding does not; none past the newest): what a new token attends to.
     # generate extends the mask with ones, ended rows too
     present = torch.zeros(rows, length, dtype=torch.bool, device=device)
@@ -91,10 +94,28 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_
             if 4 * int((~going).sum()) >= len(live):
                 kept = going.nonzero().flatten()
                 live, present, positions, step_ids = live[kept], present[kept], positions[kept], step_ids[kept]
-                for layer, (keys, values) in enumerate(cache):  # one layer at a time: one layer's copy at most
-                    cache[layer] = (keys[kept], values[kept])
-                del keys, values
+                _resize(cache, kept, room)
+            if start >= room:
+                room = min(length, room + max(_CACHE_STEP, room - width))
+                _resize(cache, None, room)
             mask = present[:, None]  # (rows, 1 query, length)
+
+
+_CACHE_STEP = 32  # new tokens the KV cache has room for at first
+
+
+def _resize(cache: list[tuple[torch.Tensor, torch.Tensor]], kept: torch.Tensor | None, room: int) -> None:
+    """The cache's rows `kept` (all when None) in `room` positions, one layer at a time (one layer's copy at most
+    beside the cache)."""
+    for layer, (keys, values) in enumerate(cache):
+        if kept is not None:
+            keys, values = keys[kept], values[kept]
+        if keys.shape[2] != room:
+            grown = [part.new_zeros(*part.shape[:2], room, part.shape[3]) for part in (keys, values)]
+            for old, new in zip((keys, values), grown, strict=True):
+                new[:, :, : old.shape[2]] = old
+            keys, values = grown
+        cache[layer] = (keys, values)
 
 
 def _forward(transformer, lm_head, cache, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor,
