@@ -90,14 +90,13 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_
             start += step_ids.shape[1]
             present[:, start] = True
             positions, step_ids = positions[:, -1:] + 1, chosen[live, None]
-            going = unfinished[live]
+            going, kept = unfinished[live], None
             if 4 * int((~going).sum()) >= len(live):
                 kept = going.nonzero().flatten()
                 live, present, positions, step_ids = live[kept], present[kept], positions[kept], step_ids[kept]
-                _resize(cache, kept, room)
             if start >= room:
                 room = min(length, room + max(_CACHE_STEP, room - width))
-                _resize(cache, None, room)
+            _resize(cache, kept, room)  # one copy when rows left and the cache grew in the same step; none when neither
             mask = present[:, None]  # (rows, 1 query, length)
 
 
