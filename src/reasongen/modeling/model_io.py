@@ -127,9 +127,8 @@ def inference_dtype(name: str | None) -> torch.dtype:
         return DTYPES[name]
     if name not in (None, "auto"):
         raise ValueError(f"generation.dtype {name!r}: one of auto, {', '.join(DTYPES)}")
-    if torch.cuda.is_available():
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    return torch.bfloat16 if cpu_has_amx() else torch.float32
+    fast = native_bf16() if torch.cuda.is_available() else cpu_has_amx()
+    return torch.bfloat16 if fast else torch.float32
 
 
 def native_bf16() -> bool:
