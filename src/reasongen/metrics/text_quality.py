@@ -451,8 +451,10 @@ def unpaired_correlatives(text: str) -> list[str]:
     for sentence in _SENTENCE_END.split(text.lower()):
         for first, second in _CORRELATIVES:
             match = first.search(sentence)
-            if match and not second.search("，".join(
-                    _CLAUSE_COMMA.split(sentence[match.end():])[: _CORRELATIVE_REACH + 1])):
+            if not match:
+                continue
+            reach = _CLAUSE_COMMA.split(sentence[match.end():])[: _CORRELATIVE_REACH + 1]
+            if not any(second.search(clause) for clause in reach):
                 found.append(match.group(0) + "…")
     return found
 
