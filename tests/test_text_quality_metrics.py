@@ -204,6 +204,8 @@ def test_narrow_hallucination_rate_is_unchanged():
     # found by reading: a jumpsuit for trousers that no value calls one
     ("这款连身裤采用高腰设计", "类型#裤*版型#宽松*裤型#阔腿裤", ["连身裤"]),
     ("这款连体裤很显瘦", "类型#裤*颜色#黑色", ["连体裤"]),
+    # found by reading: 连体衣 opening a text on jeans
+    ("连体衣选择蓝色牛仔面料制作，不规则的裤腿设计", "类型#裤*材质#牛仔布*颜色#蓝色", ["连体衣"]),
 ])
 def test_product_type_flags_another_garment(text, content, expected):
     assert mismatched(text, content) == expected
@@ -231,6 +233,7 @@ def test_product_type_flags_another_garment(text, content, expected):
     ("采用西装面料，挺括有型", "类型#裤*材质#西装面料"),  # a fabric
     ("跟连衣裙一样省心的连体裤", "类型#裤*裤长#连体裤"),  # a comparison
     ("这款连身裤很显瘦", "类型#裤*裤长#连体裤"),  # the input's own jumpsuit, by another name
+    ("这款连体衣很显瘦", "类型#裤*裤长#连体裤"),
 ])
 def test_product_type_leaves_pairings_and_fitting_names(text, content):
     assert mismatched(text, content) == []
